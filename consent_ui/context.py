@@ -1,0 +1,75 @@
+"""What every page needs: settings, the signed-in person, safe return paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import g, render_template, request
+from werkzeug.wrappers import Response
+
+from idp import accounts, cookies, remote, runtime, sessions
+from idp.accounts import Member
+from idp.config import Settings
+from idp.errors import NotFoundError
+from idp.sessions import SessionInfo
+
+__all__ = ["SignedIn", "client_ip", "page", "safe_next", "settings", "signed_in"]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    session: SessionInfo
+    member: Member
+
+
+def settings() -> Settings:
+    return runtime.current().settings
+
+
+def client_ip() -> str:
+    return remote.client_ip(request, settings().server.trusted_proxies)
+
+
+def signed_in() -> SignedIn | None:
+    """The person signed in on this browser, once per request."""
+    if "signed_in" in g:
+        cached: SignedIn | None = g.signed_in
+        return cached
+    s = settings()
+    session = sessions.resolve(cookies.session_value(request, s), s.session)
+    result = None
+    if session is not None:
+        try:
+            member = accounts.get(session.user_id)
+        except NotFoundError:
+            member = None
+        if member is not None and not member.disabled:
+            result = SignedIn(session=session, member=member)
+    g.signed_in = result
+    return result
+
+
+def safe_next(value: str | None, default: str = "/account") -> str:
+    """A return path on this provider only: no scheme, host, or ``//``."""
+    if not value or len(value) > 512:
+        return default
+    parts = urlsplit(value)
+    if (
+        parts.scheme
+        or parts.netloc
+        or not value.startswith("/")
+        or value.startswith("//")
+        or "\\" in value
+        or any(ord(c) < 0x20 for c in value)
+    ):
+        return default
+    return value
+
+
+def page(template: str, status: int = 200, **context: Any) -> Response:
+    body = render_template(template, me=signed_in(), **context)
+    response = Response(body, status=status, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,66 @@
+"""Sign-out: the person's own button, and RP-initiated logout (``/logout``).
+
+``/logout`` with an ``id_token_hint`` naming this browser's session signs out
+at once; otherwise it asks (``form#logout-form``), so that a link on another
+site cannot sign anyone out.  The confirmation POST carries a CSRF token;
+a relying party's own POST (which cannot) is treated like its GET."""
+
+from __future__ import annotations
+
+from flask import redirect, request
+from werkzeug.wrappers import Response
+
+from consent_ui import bp
+from consent_ui.context import client_ip, page, settings, signed_in
+from idp import cookies, logout, sessions
+from idp.errors import InvalidRequestError
+
+
+def _signed_out(target: str | None) -> Response:
+    response = redirect(target, 303) if target else page("signed_out.html")
+    cookies.clear_session(response, settings())
+    return response
+
+
+def _end_current(reason: str) -> None:
+    me = signed_in()
+    if me is not None:
+        sessions.end(me.session.id, reason=reason, actor="user", ip=client_ip())
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def end_session() -> Response:
+    from idp import csrf
+
+    params = {k: v for k, v in request.values.items() if isinstance(v, str)}
+    for name in request.values:
+        if len(request.values.getlist(name)) > 1:
+            return page(
+                "error.html",
+                400,
+                title="Sign-out failed",
+                message=f"Parameter '{name}' is repeated.",
+            )
+    try:
+        req = logout.validate(params)
+    except InvalidRequestError as e:
+        return page("error.html", 400, title="Sign-out failed", message=e.description)
+    me = signed_in()
+    if request.method == "POST" and "confirm" in request.form:
+        csrf.protect()
+        _end_current("signout")
+        return _signed_out(req.redirect_to)
+    if me is None:
+        return _signed_out(req.redirect_to)
+    if req.hint_matches(me.session.id):
+        _end_current("signout")
+        return _signed_out(req.redirect_to)
+    return page("logout_confirm.html", params=req.params, client_name=req.client_name)
+
+
+@bp.post("/signout")
+def signout() -> Response:
+    _end_current("signout")
+    response = redirect(settings().url("/login"), 303)
+    cookies.clear_session(response, settings())
+    return response

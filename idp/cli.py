@@ -1,0 +1,330 @@
+"""The ``idp`` command: thin, every action is a service call.
+
+A bad argument or a refused action prints one line on stderr and exits 2;
+``--json`` prints exactly one JSON object on stdout.  No traceback reaches
+the operator for anything we can explain."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from idp import config
+from idp.config import Settings
+from idp.errors import ConfigError, ConflictError, IdpError, NotFoundError, UsageError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"idp: error: {message} (see 'idp --help')\n")
+        sys.exit(2)
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (1-65535)")
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="idp", description="An OpenID Connect provider.")
+    p.add_argument("--config", metavar="PATH", help="TOML configuration (default: IDP_CONFIG)")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    init = sub.add_parser("init", help="create or migrate the database and the first signing key")
+    init.add_argument("--json", action="store_true")
+
+    serve = sub.add_parser("serve", help="serve the provider (granian)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_port, default=5000)
+    serve.add_argument("--no-worker", action="store_true", help="do not deliver the outbox here")
+    serve.add_argument("--debug", action="store_true", help="Werkzeug's reloading dev server")
+    serve.add_argument("--workers", type=int, default=1, help="granian worker processes")
+
+    users = sub.add_parser("users", help="member accounts").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    uc = users.add_parser("create")
+    uc.add_argument("--username", required=True)
+    uc.add_argument("--email", required=True)
+    uc.add_argument("--password-stdin", action="store_true", required=True)
+    uc.add_argument("--name", default="")
+    uc.add_argument("--birthdate", type=_date)
+    uc.add_argument("--gender")
+    uc.add_argument("--admin", action="store_true")
+    uc.add_argument("--json", action="store_true")
+    for action in ("show", "disable", "delete"):
+        a = users.add_parser(action)
+        a.add_argument("user", metavar="U", help="the sub or the username")
+        a.add_argument("--json", action="store_true")
+
+    clients = sub.add_parser("clients", help="relying parties").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    cc = clients.add_parser("create")
+    cc.add_argument("--name", required=True)
+    cc.add_argument("--redirect-uri", action="append", default=[], metavar="URI")
+    cc.add_argument("--public", action="store_true")
+    cc.add_argument("--scope")
+    cc.add_argument("--grant-type", action="append", metavar="G")
+    cc.add_argument("--post-logout-redirect-uri", action="append", default=[], metavar="URI")
+    cc.add_argument("--backchannel-logout-uri", metavar="URI")
+    cc.add_argument("--events-uri", metavar="URI")
+    cc.add_argument("--admin", action="store_true")
+    cc.add_argument("--no-stay-signed-in", action="store_true")
+    cc.add_argument("--first-party", action="store_true", help="skip the consent page")
+    cc.add_argument("--json", action="store_true")
+
+    keys = sub.add_parser("keys", help="signing keys").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    for action in ("list", "rotate"):
+        k = keys.add_parser(action)
+        k.add_argument("--json", action="store_true")
+    return p
+
+
+def _fail(message: str) -> NoReturn:
+    sys.stderr.write(f"idp: error: {message}\n")
+    sys.exit(2)
+
+
+def _print(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(obj, default=str) + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@contextmanager
+def _app(settings: Settings) -> Iterator[Any]:
+    from idp import create_app
+
+    app = create_app(settings)
+    with app.app_context():
+        yield app
+
+
+def cmd_init(args: argparse.Namespace, settings: Settings) -> None:
+    from idp import bootstrap, keyring_for
+
+    created = bootstrap.init(settings, keyring_for(settings))
+    _print(
+        args,
+        {"database": "ready", "key_created": created},
+        "database ready" + ("; first signing key created" if created else ""),
+    )
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    from idp import bootstrap, keyring_for, schema
+
+    if settings.embedded_defaults:
+        bootstrap.init(settings, keyring_for(settings))
+        with _app(settings):
+            demo = bootstrap.ensure_demo(settings)
+        _announce(settings, demo)
+    elif schema.current_revision(settings.database.url) is None:
+        _fail("the database has no schema yet: run 'idp init' first")
+    if args.debug:
+        from idp import create_app
+
+        create_app(settings).run(host=args.host, port=args.port, debug=True)
+        return
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+
+    Granian(
+        "idp:create_app",
+        factory=True,
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.WSGI,
+        workers=max(1, args.workers),
+        blocking_threads=16,
+        backpressure=128,
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(max_buffer_size=64 * 1024 + 16 * 1024),
+        log_access=False,
+    ).serve()
+
+
+def _announce(settings: Settings, demo: Any) -> None:
+    lines = [f"idp: serving {settings.server.issuer} (embedded defaults)"]
+    if demo is not None:
+        lines += [
+            "",
+            f"  Sign in at     {settings.url('/login')}",
+            f"  Demo account   {demo.username} / {demo.password}",
+            f"  Demo client    client_id={demo.client_id}",
+            f"                 client_secret={demo.client_secret}",
+            f"                 redirect_uri={demo.redirect_uri}",
+            f"                 code_verifier={demo.code_verifier}",
+            f"  Try the flow   {demo.authorize_url}",
+            "",
+            "  (kept in var/demo.json; delete var/ to start afresh)",
+        ]
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+
+
+def _member_json(m: Any) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "username": m.username,
+        "email": m.email,
+        "email_verified": m.email_verified,
+        "name": m.name,
+        "gender": m.gender,
+        "birthdate": m.birthdate.isoformat() if m.birthdate else None,
+        "admin": m.is_admin,
+        "disabled": m.disabled,
+        "created_at": m.created_at.isoformat(),
+    }
+
+
+def cmd_users(args: argparse.Namespace, settings: Settings) -> None:
+    from idp import accounts, sessions
+
+    with _app(settings):
+        if args.action == "create":
+            password = sys.stdin.readline().rstrip("\r\n")
+            if not password:
+                raise UsageError("no password on standard input")
+            m = accounts.create(
+                username=args.username,
+                email=args.email,
+                password=password,
+                name=args.name,
+                birthdate=args.birthdate,
+                gender=args.gender,
+                is_admin=args.admin,
+                email_verified=True,
+            )
+            _print(
+                args, {"id": m.id, "username": m.username}, f"created user {m.username} ({m.id})"
+            )
+        elif args.action == "show":
+            m = accounts.find(args.user)
+            data = _member_json(m)
+            _print(args, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
+        elif args.action == "disable":
+            m = accounts.set_disabled(args.user, True)
+            ended = sessions.end_all_for_user(m.id, reason="account_disabled", actor="admin")
+            _print(
+                args,
+                {"id": m.id, "disabled": True, "sessions_ended": ended},
+                f"disabled {m.username}; {ended} session(s) ended",
+            )
+        elif args.action == "delete":
+            m = accounts.find(args.user)
+            ended = sessions.end_all_for_user(m.id, reason="account_deleted", actor="admin")
+            accounts.delete(m.id)
+            _print(
+                args,
+                {"id": m.id, "deleted": True, "sessions_ended": ended},
+                f"deleted {m.username}",
+            )
+
+
+def cmd_clients(args: argparse.Namespace, settings: Settings) -> None:
+    from idp import clients
+
+    with _app(settings):
+        r = clients.create(
+            name=args.name,
+            redirect_uris=args.redirect_uri,
+            public=args.public,
+            scope=args.scope,
+            grant_types=args.grant_type,
+            post_logout_redirect_uris=args.post_logout_redirect_uri,
+            backchannel_logout_uri=args.backchannel_logout_uri,
+            events_uri=args.events_uri,
+            admin=args.admin,
+            stay_signed_in=not args.no_stay_signed_in,
+            first_party=args.first_party,
+            allow_private_uris=settings.allow_private_logout_uris,
+        )
+        _print(
+            args,
+            {"client_id": r.client.client_id, "client_secret": r.client_secret},
+            f"client_id: {r.client.client_id}\n"
+            f"client_secret: {r.client_secret or '(public client)'}",
+        )
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> None:
+    from idp import keyring_for
+
+    ring = keyring_for(settings)
+    if args.action == "rotate":
+        info = ring.rotate()
+        _print(args, {"kid": info.kid, "alg": info.alg}, f"new active key {info.kid} ({info.alg})")
+        return
+    rows = [
+        {
+            "kid": k.kid,
+            "alg": k.alg,
+            "active": k.active,
+            "created_at": k.created_at.isoformat(),
+            "retired_at": k.retired_at.isoformat() if k.retired_at else None,
+            "published_until": k.published_until.isoformat() if k.published_until else None,
+        }
+        for k in ring.list()
+    ]
+    text = "\n".join(
+        f"{r['kid']}  {r['alg']}  "
+        + ("active" if r["active"] else f"retired, published until {r['published_until']}")
+        for r in rows
+    )
+    _print(args, {"keys": rows}, text)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], None]] = {
+    "init": cmd_init,
+    "serve": cmd_serve,
+    "users": cmd_users,
+    "clients": cmd_clients,
+    "keys": cmd_keys,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = config.load(args.config, os.environ)
+        if args.config:
+            # granian workers load the app by import: hand the file down.
+            os.environ["IDP_CONFIG"] = args.config
+        COMMANDS[args.command](args, settings)
+    except ConfigError as e:
+        _fail(f"configuration: {e}")
+    except (UsageError, ConflictError, NotFoundError) as e:
+        _fail(str(e))
+    except IdpError as e:
+        _fail(str(e))
+    except SQLAlchemyError as e:
+        detail = str(getattr(e, "orig", None) or e).splitlines()[0]
+        _fail(f"database ({settings.database.url.split('://')[0]}): {detail}")
+    except OSError as e:
+        _fail(f"{e.strerror or e}: {e.filename or ''}".rstrip(": "))
+    except KeyboardInterrupt:
+        sys.exit(130)

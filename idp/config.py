@@ -1,0 +1,468 @@
+"""The settings tree: one frozen object, loaded once.
+
+Every key lives in exactly one dataclass field below, so the TOML keys, the
+``IDP_<SECTION>_<KEY>`` environment names, the defaults and
+``config.example.toml`` cannot drift apart (a test checks the example file
+covers every field).  Nothing else in the project reads ``os.environ``:
+``create_app`` and the CLI call :func:`load` and pass the result down.
+
+A mistake stops start-up with a :class:`~idp.errors.ConfigError` that names
+the key, where the value came from and what is allowed, because a provider
+that starts on a half-understood configuration is worse than one that does
+not start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import tomllib
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
+
+from idp.errors import ConfigError
+
+__all__ = [
+    "AlertSettings",
+    "DatabaseSettings",
+    "GeoipSettings",
+    "KeySettings",
+    "LogoutSettings",
+    "MailSettings",
+    "PasskeySettings",
+    "QrSettings",
+    "RateLimitSettings",
+    "RedisSettings",
+    "RiskSettings",
+    "ServerSettings",
+    "SessionSettings",
+    "Settings",
+    "TokenSettings",
+    "load",
+]
+
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSettings:
+    issuer: str = "http://localhost:5000"
+    """Public base URL of every endpoint; ``http`` only on a loopback host."""
+    trusted_proxies: int = 0
+    """Proxies in front: the client IP is this many entries from the right of
+    X-Forwarded-For.  0 ignores the header."""
+    secret_key: str = ""
+    """Signs the CSRF cookie.  Empty: a random key is created once in
+    ``keys.dir`` (every node behind a load balancer must share it)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatabaseSettings:
+    url: str = "sqlite:///var/idp.sqlite3"
+    """Any SQLAlchemy URL; PostgreSQL with ``postgresql+psycopg://``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisSettings:
+    url: str = ""
+    """Shared rate-limit counters; empty keeps them in this process."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeySettings:
+    dir: str = "keys"
+    """Where signing keys live (private keys are created 0600)."""
+    algorithm: str = "RS256"
+    """Algorithm of newly created keys: RS256 or ES256."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenSettings:
+    access_token_ttl_seconds: int = 900
+    id_token_ttl_seconds: int = 3600
+    refresh_token_ttl_days: int = 30
+    """Life of a refresh token family without offline_access is further
+    bounded by its sign-in session."""
+    code_ttl_seconds: int = 60
+    interaction_ttl_seconds: int = 900
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionSettings:
+    remember_days: int = 30
+    remember_max_days: int = 90
+    idle_minutes: int = 30
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PasskeySettings:
+    rp_id: str = ""
+    """WebAuthn relying-party ID; empty means the issuer's host."""
+    origins: tuple[str, ...] = ()
+    """Allowed origins; empty means the issuer's origin."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QrSettings:
+    ttl_seconds: int = 120
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MailSettings:
+    backend: str = "file"
+    """smtp, file or console."""
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_user: str = ""
+    smtp_password: str = ""
+    sender: str = "no-reply@localhost"
+    file_dir: str = "var/mail"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertSettings:
+    brand_prefix: str = ""
+    timezone: str = "Asia/Tokyo"
+    absence_days: int = 30
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GeoipSettings:
+    database: str = ""
+    """A MaxMind-format country database; empty: countries are unknown."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskSettings:
+    travel_hours: int = 4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimitSettings:
+    enabled: bool = True
+    signin: str = "10/minute"
+    """Per account and IP, on every credential check."""
+    token: str = "600/minute"  # noqa: S105 - a rate, not a secret
+    """Per client at the token endpoint."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogoutSettings:
+    allow_private_uris: bool | None = None
+    """Whether back-channel URIs may point at loopback or private addresses.
+    Unset: true when the issuer's host is loopback."""
+    retry_hours: int = 24
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    keys: KeySettings = field(default_factory=KeySettings)
+    tokens: TokenSettings = field(default_factory=TokenSettings)
+    session: SessionSettings = field(default_factory=SessionSettings)
+    passkeys: PasskeySettings = field(default_factory=PasskeySettings)
+    qr: QrSettings = field(default_factory=QrSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    geoip: GeoipSettings = field(default_factory=GeoipSettings)
+    risk: RiskSettings = field(default_factory=RiskSettings)
+    ratelimit: RateLimitSettings = field(default_factory=RateLimitSettings)
+    logout: LogoutSettings = field(default_factory=LogoutSettings)
+
+    embedded_defaults: bool = True
+    """True when no configuration file was named: only then does first run
+    create a demo account and client."""
+
+    # Derived values, computed once so that hot paths do no string work.
+    @property
+    def issuer_is_https(self) -> bool:
+        return self.server.issuer.startswith("https://")
+
+    @property
+    def issuer_host(self) -> str:
+        return urlsplit(self.server.issuer).hostname or ""
+
+    @property
+    def issuer_is_loopback(self) -> bool:
+        return _is_loopback(self.issuer_host)
+
+    @property
+    def allow_private_logout_uris(self) -> bool:
+        if self.logout.allow_private_uris is None:
+            return self.issuer_is_loopback
+        return self.logout.allow_private_uris
+
+    @property
+    def rp_id(self) -> str:
+        return self.passkeys.rp_id or self.issuer_host
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        if self.passkeys.origins:
+            return self.passkeys.origins
+        parts = urlsplit(self.server.issuer)
+        return (f"{parts.scheme}://{parts.netloc}",)
+
+    def url(self, path: str) -> str:
+        """An absolute URL on this provider, built from the issuer only."""
+        return self.server.issuer + path
+
+
+SECTIONS: tuple[str, ...] = tuple(
+    f.name
+    for f in dataclasses.fields(Settings)
+    if f.name != "embedded_defaults"
+)
+
+
+def load(path: str | Path | None, environ: Mapping[str, str]) -> Settings:
+    """Read the TOML file (if any), then ``IDP_<SECTION>_<KEY>`` overrides.
+
+    ``path`` None falls back to ``IDP_CONFIG``; neither means the embedded
+    defaults.  Raises ConfigError naming the first bad key."""
+    if path is None and environ.get("IDP_CONFIG"):
+        path = environ["IDP_CONFIG"]
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {path} does not exist") from None
+        except OSError as e:
+            raise ConfigError(f"configuration file {path} cannot be read: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"configuration file {path} is not valid TOML: {e}") from None
+
+    sections: dict[str, Any] = {}
+    hints = get_type_hints(Settings)
+    for name in SECTIONS:
+        section_cls = hints[name]
+        given = raw.pop(name, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"[{name}] in {path} must be a table")
+        sections[name] = _build_section(name, section_cls, given, environ, path)
+    if raw:
+        unknown = sorted(raw)[0]
+        raise ConfigError(
+            f"unknown section or key '{unknown}' in {path}; sections are: {', '.join(SECTIONS)}"
+        )
+    _reject_unknown_env(environ)
+    settings = Settings(**sections, embedded_defaults=path is None)
+    _check(settings)
+    return settings
+
+
+def _build_section(
+    section: str,
+    cls: type[Any],
+    given: dict[str, Any],
+    environ: Mapping[str, str],
+    path: str | Path | None,
+) -> Any:
+    values: dict[str, Any] = {}
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in given:
+        if key not in known:
+            raise ConfigError(
+                f"unknown key {section}.{key} in {path}; "
+                f"[{section}] takes: {', '.join(sorted(known))}"
+            )
+    for f in dataclasses.fields(cls):
+        env_name = f"IDP_{section.upper()}_{f.name.upper()}"
+        if env_name in environ:
+            values[f.name] = _coerce_env(
+                f"{section}.{f.name}", hints[f.name], environ[env_name], env_name
+            )
+        elif f.name in given:
+            values[f.name] = _coerce_toml(
+                f"{section}.{f.name}", hints[f.name], given[f.name], str(path)
+            )
+    return cls(**values)
+
+
+def _reject_unknown_env(environ: Mapping[str, str]) -> None:
+    hints = get_type_hints(Settings)
+    for name in environ:
+        if not name.startswith("IDP_") or name == "IDP_CONFIG":
+            continue
+        rest = name[4:].lower()
+        for section in SECTIONS:
+            prefix = section + "_"
+            if rest.startswith(prefix):
+                key = rest[len(prefix) :]
+                fields = {f.name for f in dataclasses.fields(hints[section])}
+                if key not in fields:
+                    raise ConfigError(
+                        f"unknown setting {name}: [{section}] takes {', '.join(sorted(fields))}"
+                    )
+                break
+
+
+def _describe(tp: Any) -> str:
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "an integer"
+    if tp is str:
+        return "a string"
+    if get_origin(tp) is tuple:
+        return "a list of strings"
+    args = [a for a in get_args(tp) if a is not type(None)]
+    if args:
+        return _describe(args[0]) + " (or unset)"
+    return str(tp)
+
+
+def _coerce_toml(key: str, tp: Any, value: Any, source: str) -> Any:
+    base = _unwrap_optional(tp)
+    ok = (
+        (base is bool and isinstance(value, bool))
+        or (base is int and isinstance(value, int) and not isinstance(value, bool))
+        or (base is str and isinstance(value, str))
+        or (
+            get_origin(base) is tuple
+            and isinstance(value, list)
+            and all(isinstance(v, str) for v in value)
+        )
+    )
+    if not ok:
+        raise ConfigError(f"{key} = {value!r} (from {source}): expected {_describe(base)}")
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _coerce_env(key: str, tp: Any, value: str, env_name: str) -> Any:
+    base = _unwrap_optional(tp)
+    where = f"(from {env_name})"
+    if base is bool:
+        lowered = value.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{key} = {value!r} {where}: expected true or false")
+    if base is int:
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ConfigError(f"{key} = {value!r} {where}: expected an integer") from None
+    if get_origin(base) is tuple:
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return value
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    if get_origin(tp) in (Union, UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        return args[0]
+    return tp
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _positive(settings: Settings, key: str, minimum: int = 1) -> None:
+    section, name = key.split(".")
+    value = getattr(getattr(settings, section), name)
+    if value < minimum:
+        raise ConfigError(f"{key} = {value!r}: expected an integer >= {minimum}")
+
+
+def _check(s: Settings) -> None:
+    """Rules across fields: what a type alone cannot say."""
+    parts = urlsplit(s.server.issuer)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"server.issuer = {s.server.issuer!r}: expected an absolute http(s) URL")
+    if parts.query or parts.fragment or s.server.issuer.endswith("/"):
+        raise ConfigError(
+            f"server.issuer = {s.server.issuer!r}: expected no query, fragment or trailing slash"
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"server.issuer = {s.server.issuer!r}: http is allowed only on a loopback host; "
+            "use https"
+        )
+    for key in (
+        "server.trusted_proxies",
+        "mail.smtp_port",
+    ):
+        _positive(s, key, 0)
+    for key in (
+        "tokens.access_token_ttl_seconds",
+        "tokens.id_token_ttl_seconds",
+        "tokens.refresh_token_ttl_days",
+        "tokens.code_ttl_seconds",
+        "tokens.interaction_ttl_seconds",
+        "session.remember_days",
+        "session.remember_max_days",
+        "session.idle_minutes",
+        "qr.ttl_seconds",
+        "alerts.absence_days",
+        "risk.travel_hours",
+        "logout.retry_hours",
+    ):
+        _positive(s, key)
+    if s.session.remember_max_days < s.session.remember_days:
+        raise ConfigError(
+            f"session.remember_max_days = {s.session.remember_max_days}: expected an integer "
+            f">= session.remember_days ({s.session.remember_days})"
+        )
+    if s.keys.algorithm not in ("RS256", "ES256"):
+        raise ConfigError(f"keys.algorithm = {s.keys.algorithm!r}: expected RS256 or ES256")
+    if not s.database.url or "://" not in s.database.url:
+        raise ConfigError(f"database.url = {s.database.url!r}: expected an SQLAlchemy URL")
+    if s.redis.url and not s.redis.url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f"redis.url = {s.redis.url!r}: expected redis://, rediss:// or unix:// (or empty)"
+        )
+    if s.mail.backend not in ("smtp", "file", "console"):
+        raise ConfigError(f"mail.backend = {s.mail.backend!r}: expected smtp, file or console")
+    if s.mail.backend == "smtp" and not s.mail.smtp_host:
+        raise ConfigError("mail.smtp_host is empty: the smtp backend needs a host")
+    try:
+        zoneinfo.ZoneInfo(s.alerts.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"alerts.timezone = {s.alerts.timezone!r}: expected an IANA time zone such as "
+            "Asia/Tokyo"
+        ) from None
+    rp_id = s.rp_id
+    try:
+        ipaddress.ip_address(rp_id)
+        if s.passkeys.rp_id:
+            raise ConfigError(
+                f"passkeys.rp_id = {rp_id!r}: expected a domain name, not an IP address"
+            )
+    except ValueError:
+        pass
+    for key, limit in (
+        ("ratelimit.signin", s.ratelimit.signin),
+        ("ratelimit.token", s.ratelimit.token),
+    ):
+        _check_rate(key, limit)
+
+
+def _check_rate(key: str, value: str) -> None:
+    from limits import parse_many  # Flask-Limiter's own parser
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(
+            f"{key} = {value!r}: expected a rate such as '10/minute' or '100 per hour'"
+        ) from None

@@ -1,0 +1,130 @@
+"""The typed declarative base, the Flask-SQLAlchemy handle and column types.
+
+``UtcDateTime`` exists because SQLite drops time zones: every datetime read
+back is aware UTC on every backend, so comparisons with ``clock.now()`` never
+mix naive and aware values (warehouse's ``TZDateTime`` does the same)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import DateTime, MetaData, Text, TypeDecorator, event
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.orm import DeclarativeBase, registry
+
+__all__ = [
+    "Base",
+    "JsonList",
+    "UtcDateTime",
+    "absolute_url",
+    "configure_engine",
+    "db",
+    "new_secret",
+    "secret_hash",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UtcDateTime column")
+        value = value.astimezone(dt.UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class JsonList(TypeDecorator[list[str]]):
+    """A short list of strings (redirect URIs, amr) stored as JSON text."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: list[str] | None, dialect: Dialect) -> Any:
+        return None if value is None else json.dumps(list(value))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else list(json.loads(value))
+
+
+class Base(DeclarativeBase):
+    registry = registry(
+        metadata=MetaData(naming_convention=NAMING_CONVENTION),
+        type_annotation_map={dt.datetime: UtcDateTime()},
+    )
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+def new_secret(nbytes: int = 32) -> str:
+    """A random URL-safe secret for codes, tokens and cookie values."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def secret_hash(value: str) -> bytes:
+    """SHA-256 of a high-entropy secret: what the database stores.
+
+    Lookups go by this digest (an indexed equality), so the secret itself is
+    never compared byte by byte against attacker input."""
+    return hashlib.sha256(value.encode()).digest()
+
+
+def configure_engine(url: str) -> dict[str, Any]:
+    """Engine options per backend.
+
+    SQLite (the laptop default) waits for a lock instead of failing at once
+    and runs in WAL mode so that readers do not block the writer."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+def absolute_url(url: str) -> str:
+    """A SQLite URL with a relative path made absolute against the working
+    directory (Flask-SQLAlchemy would otherwise put it in the instance
+    folder, and Alembic would not)."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        path, _, query = url[len(prefix) :].partition("?")
+        absolute = str(Path(path).resolve())
+        return prefix + absolute + (f"?{query}" if query else "")
+    return url

@@ -1,0 +1,24 @@
+"""Tables, a file per owning service.  Import from here, not the files."""
+
+from idp.models.clients import Client
+from idp.models.codes import AuthorizationCode
+from idp.models.consents import Consent
+from idp.models.events import AuditEvent
+from idp.models.interactions import Interaction
+from idp.models.outbox import OutboxMessage
+from idp.models.sessions import SignInSession
+from idp.models.tokens import AccessToken, RefreshToken
+from idp.models.users import User
+
+__all__ = [
+    "AccessToken",
+    "AuditEvent",
+    "AuthorizationCode",
+    "Client",
+    "Consent",
+    "Interaction",
+    "OutboxMessage",
+    "RefreshToken",
+    "SignInSession",
+    "User",
+]

@@ -1,0 +1,1 @@
+"""The protocol core: the only importer of Authlib (grants, endpoints, errors)."""

@@ -1,0 +1,69 @@
+"""Fixtures: the database backend of this run, a live provider, an in-process app.
+
+``IDP_TEST_DATABASE`` picks the backend (``make test`` runs the suite once
+with ``sqlite`` and once with ``postgresql``).  On PostgreSQL the run owns a
+throw-away cluster and a Redis server on free loopback ports, removed after.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.harness import Backend, LiveIdp, make_settings, start_live_idp
+from tests.support.services import PostgresCluster, RedisServer
+
+
+@pytest.fixture(scope="session")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    kind = os.environ.get("IDP_TEST_DATABASE", "sqlite")
+    if kind == "sqlite":
+        root = tmp_path_factory.mktemp("sqlite")
+        yield Backend(
+            kind="sqlite", make_url=lambda name: f"sqlite:///{root / name}.sqlite3", redis_url=""
+        )
+        return
+    if kind != "postgresql":
+        raise pytest.UsageError(f"IDP_TEST_DATABASE={kind!r}: expected sqlite or postgresql")
+    with PostgresCluster() as pg, RedisServer() as redis:
+        yield Backend(kind="postgresql", make_url=pg.create_database, redis_url=redis.url)
+
+
+@pytest.fixture(scope="session")
+def live_idp(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveIdp]:
+    """A real server (granian, ``idp serve``) on a free loopback port."""
+    root = tmp_path_factory.mktemp("live")
+    with start_live_idp(root, backend, name="live") as idp:
+        yield idp
+
+
+@pytest.fixture
+def app_settings(backend: Backend, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Settings for an in-process app on a fresh database of its own."""
+    name = "unit_" + os.urandom(4).hex()
+    settings = make_settings(
+        tmp_path,
+        database_url=backend.make_url(name),
+        redis_url=backend.redis_url,
+        issuer="http://localhost:5999",
+    )
+    yield settings
+    shutil.rmtree(tmp_path / "keys", ignore_errors=True)
+
+
+@pytest.fixture
+def app(app_settings):  # type: ignore[no-untyped-def]
+    from idp import bootstrap, create_app, keyring_for
+
+    bootstrap.init(app_settings, keyring_for(app_settings))
+    application = create_app(app_settings)
+    with application.app_context():
+        yield application
+        from idp.db import db
+
+        db.session.remove()
+        db.engine.dispose()

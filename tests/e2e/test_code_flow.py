@@ -1,0 +1,108 @@
+"""The authorization code flow end to end, driven by Authlib's OAuth client."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.jose import JsonWebKey, jwt
+from authlib.oidc.core import CodeIDToken
+
+from tests.support.harness import Browser, LiveIdp
+
+
+def _discover(idp: LiveIdp) -> dict:
+    return requests.get(idp.url + "/.well-known/openid-configuration", timeout=5).json()
+
+
+def test_authlib_client_completes_the_code_flow_and_validates_the_id_token(
+    live_idp: LiveIdp,
+) -> None:
+    # Arrange: a member and a confidential client, discovered not hard-coded
+    member = live_idp.create_user(name="Hanako Yamada", gender="female")
+    client = live_idp.create_client()
+    meta = _discover(live_idp)
+    oauth = OAuth2Session(
+        client.client.client_id,
+        client.client_secret,
+        scope="openid profile email",
+        redirect_uri=client.client.redirect_uris[0],
+        code_challenge_method="S256",
+    )
+    verifier = "v" * 64
+    url, _state = oauth.create_authorization_url(
+        meta["authorization_endpoint"], code_verifier=verifier, nonce="n-0S6_WzA2Mj"
+    )
+    # Act: the person signs in and consents in a browser
+    browser = Browser(live_idp.url)
+    leaving = browser.authorize(url, username=member.username)
+    callback = leaving.headers["Location"]
+    token = oauth.fetch_token(
+        meta["token_endpoint"], authorization_response=callback, code_verifier=verifier
+    )
+    # Assert: the ID token verifies against the published keys and says who
+    jwks = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"], timeout=5).json())
+    claims = jwt.decode(
+        token["id_token"],
+        jwks,
+        claims_cls=CodeIDToken,
+        claims_options={"iss": {"value": meta["issuer"]}},
+        claims_params={
+            "nonce": "n-0S6_WzA2Mj",
+            "client_id": client.client.client_id,
+            "access_token": token["access_token"],
+        },
+    )
+    claims.validate(now=int(time.time()))
+    assert claims["sub"] == member.id
+    assert claims["aud"] == client.client.client_id
+    assert claims["amr"] == ["pwd"]
+    assert isinstance(claims["auth_time"], int)
+    assert isinstance(claims["sid"], str)
+    assert claims["name"] == "Hanako Yamada"
+    header = json.loads(
+        __import__("base64").urlsafe_b64decode(token["id_token"].split(".")[0] + "==")
+    )
+    assert header["kid"] in {
+        k["kid"] for k in requests.get(meta["jwks_uri"], timeout=5).json()["keys"]
+    }
+    userinfo = oauth.get(meta["userinfo_endpoint"]).json()
+    assert userinfo == {
+        "sub": member.id,
+        "preferred_username": member.username,
+        "name": "Hanako Yamada",
+        "gender": "female",
+        "email": member.email,
+        "email_verified": True,
+    }
+
+
+def test_access_token_is_an_rfc9068_jwt(live_idp: LiveIdp) -> None:
+    client = live_idp.create_client(
+        grant_types=["client_credentials"], redirect_uris=[], admin=True
+    )
+    reply = requests.post(
+        live_idp.url + "/token",
+        data={"grant_type": "client_credentials", "scope": "admin"},
+        auth=(client.client.client_id, client.client_secret),
+        timeout=5,
+    )
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["token_type"] == "Bearer"
+    assert "refresh_token" not in body
+    header_b64, claims_b64, _ = body["access_token"].split(".")
+    header = json.loads(__import__("base64").urlsafe_b64decode(header_b64 + "=="))
+    claims = json.loads(
+        __import__("base64").urlsafe_b64decode(claims_b64 + "=" * (-len(claims_b64) % 4))
+    )
+    assert header["typ"] == "at+jwt"
+    assert header["alg"] == "RS256"
+    assert claims["client_id"] == client.client.client_id
+    assert claims["sub"] == client.client.client_id
+    assert claims["iss"] == live_idp.url
+    assert claims["scope"] == "admin"
+    assert {"exp", "iat", "jti", "aud"} <= claims.keys()
+    assert reply.headers["Cache-Control"] == "no-store"

@@ -1,0 +1,324 @@
+"""A live provider for end-to-end tests, and a browser that speaks HTTP.
+
+``start_live_idp`` writes a TOML configuration, runs ``idp init`` and
+``idp serve`` (granian) on a free loopback port and polls discovery until it
+answers.  Test data (users, clients) is created through the services in an
+app context on the same database and keys, as an operator's CLI would.
+
+``Browser`` follows the provider's redirects and fills its forms (with the
+CSRF token the page carries), like a person with cookies enabled would.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+import requests
+
+from idp import config
+from idp.config import Settings
+from tests.support.services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+IDP = str(Path(sys.executable).with_name("idp"))
+
+
+@dataclass(frozen=True)
+class Backend:
+    kind: str
+    make_url: Callable[[str], str]
+    redis_url: str
+
+
+def make_settings(
+    root: Path,
+    *,
+    database_url: str,
+    redis_url: str = "",
+    issuer: str,
+    extra: str = "",
+) -> Settings:
+    """Write ``root/idp.toml`` and load it as the provider would."""
+    root.mkdir(parents=True, exist_ok=True)
+    text = f"""
+[server]
+issuer = "{issuer}"
+
+[database]
+url = "{database_url}"
+
+[redis]
+url = "{redis_url}"
+
+[keys]
+dir = "{root / "keys"}"
+
+[mail]
+backend = "file"
+file_dir = "{root / "mail"}"
+
+[ratelimit]
+signin = "1000/minute"
+token = "100000/minute"
+{extra}
+"""
+    path = root / "idp.toml"
+    path.write_text(text)
+    return config.load(path, {})
+
+
+@dataclass
+class LiveIdp:
+    url: str
+    settings: Settings
+    config_path: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    _app: Any = field(default=None, repr=False)
+
+    @property
+    def app(self) -> Any:
+        if self._app is None:
+            from idp import create_app
+
+            self._app = create_app(self.settings)
+        return self._app
+
+    @contextlib.contextmanager
+    def services(self) -> Iterator[None]:
+        with self.app.app_context():
+            yield
+
+    def create_user(self, password: str = "correct horse 1", **kw: Any) -> Any:
+        from idp import accounts
+
+        suffix = secrets.token_hex(4)
+        with self.services():
+            return accounts.create(
+                username=kw.pop("username", f"user{suffix}"),
+                email=kw.pop("email", f"user{suffix}@example.com"),
+                password=password,
+                email_verified=True,
+                **kw,
+            )
+
+    def create_client(self, **kw: Any) -> Any:
+        from idp import clients
+
+        kw.setdefault("name", "Test shop")
+        kw.setdefault("redirect_uris", ["http://shop.localhost/cb/" + secrets.token_hex(4)])
+        kw.setdefault("allow_private_uris", True)
+        with self.services():
+            return clients.create(**kw)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+@contextlib.contextmanager
+def start_live_idp(
+    root: Path, backend: Backend, *, name: str, extra_config: str = ""
+) -> Iterator[LiveIdp]:
+    port = free_port()
+    url = f"http://localhost:{port}"
+    settings = make_settings(
+        root,
+        database_url=backend.make_url(name),
+        redis_url=backend.redis_url,
+        issuer=url,
+        extra=extra_config,
+    )
+    config_path = root / "idp.toml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    subprocess.run(
+        [IDP, "--config", str(config_path), "init"],
+        check=True,
+        env=env,
+        cwd=root,
+        capture_output=True,
+    )
+    log_path = root / "server.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [
+            IDP,
+            "--config",
+            str(config_path),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-worker",
+        ],
+        env=env,
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    idp = LiveIdp(
+        url=url, settings=settings, config_path=config_path, process=process, log_path=log_path
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"idp serve exited: {idp.log()}")
+            try:
+                if requests.get(url + "/.well-known/openid-configuration", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"idp serve did not answer in 30 s: {idp.log()}")
+            time.sleep(0.1)
+        yield idp
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+        if idp._app is not None:
+            from idp.db import db
+
+            with idp.app.app_context():
+                db.engine.dispose()
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    return verifier, challenge.decode()
+
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+class Browser:
+    """Cookies, redirects and forms, as a person's browser would."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = requests.Session()
+
+    def get(self, url: str, **kw: Any) -> requests.Response:
+        return self.http.get(urljoin(self.base, url), allow_redirects=False, timeout=10, **kw)
+
+    def post(self, url: str, data: dict[str, str], **kw: Any) -> requests.Response:
+        return self.http.post(
+            urljoin(self.base, url), data=data, allow_redirects=False, timeout=10, **kw
+        )
+
+    def follow(
+        self, response: requests.Response, *, stop_at: str | None = None
+    ) -> requests.Response:
+        """Follow redirects on the provider; stop at one leaving it (or ``stop_at``)."""
+        for _ in range(10):
+            if response.status_code not in (301, 302, 303, 307, 308):
+                return response
+            location = urljoin(response.url, response.headers["Location"])
+            if stop_at and location.startswith(stop_at):
+                return response
+            if not location.startswith(self.base):
+                return response
+            response = self.get(location)
+        raise AssertionError("redirect loop")
+
+    def sign_in(
+        self, page: requests.Response, username: str, password: str, *, remember: bool = False
+    ) -> requests.Response:
+        assert 'id="login-form"' in page.text, page.text[:500]
+        action_params = parse_qs(urlsplit(page.url).query)
+        data = {
+            "csrf_token": csrf_token(page.text),
+            "username": username,
+            "password": password,
+        }
+        if "interaction" in action_params:
+            data["interaction"] = action_params["interaction"][0]
+        if "next" in action_params:
+            data["next"] = action_params["next"][0]
+        if remember:
+            data["remember"] = "on"
+        return self.follow(self.post("/login", data))
+
+    def consent(self, page: requests.Response, decision: str = "allow") -> requests.Response:
+        assert 'id="consent-form"' in page.text, page.text[:500]
+        interaction = parse_qs(urlsplit(page.url).query)["interaction"][0]
+        return self.follow(
+            self.post(
+                "/consent",
+                {
+                    "csrf_token": csrf_token(page.text),
+                    "interaction": interaction,
+                    "decision": decision,
+                },
+            )
+        )
+
+    def authorize(
+        self,
+        url: str,
+        *,
+        username: str | None = None,
+        password: str = "correct horse 1",
+        remember: bool = False,
+        consent: str = "allow",
+    ) -> requests.Response:
+        """Open an authorization URL and do what the pages ask; returns the
+        redirect that leaves the provider (or the page it stopped on)."""
+        response = self.follow(self.get(url))
+        for _ in range(3):
+            if response.status_code in (302, 303):
+                return response
+            if 'id="login-form"' in response.text and username:
+                response = self.sign_in(response, username, password, remember=remember)
+            elif 'id="consent-form"' in response.text:
+                response = self.consent(response, consent)
+            else:
+                return response
+        return response
+
+
+def authorization_url(idp: LiveIdp, client: Any, **params: str) -> str:
+    query = {
+        "response_type": "code",
+        "client_id": client.client.client_id,
+        "redirect_uri": client.client.redirect_uris[0],
+        "scope": "openid profile email",
+        "state": secrets.token_urlsafe(8),
+        "nonce": secrets.token_urlsafe(8),
+    }
+    query.update(params)
+    return idp.url + "/authorize?" + urlencode(query)
+
+
+def callback_params(response: requests.Response) -> dict[str, str]:
+    assert response.status_code in (302, 303), (response.status_code, response.text[:300])
+    location = response.headers["Location"]
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
