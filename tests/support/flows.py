@@ -1,0 +1,73 @@
+"""Whole flows the end-to-end tests build on: sign in and get tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from tests.support.harness import Browser, LiveIdp, authorization_url, callback_params, pkce_pair
+
+
+@dataclass
+class SignedIn:
+    browser: Browser
+    client: Any
+    member: Any
+    tokens: dict[str, Any]
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.client.client.client_id, self.client.client_secret)
+
+
+def token_request(idp: LiveIdp, client: Any, **data: str) -> requests.Response:
+    auth = (client.client.client_id, client.client_secret) if client.client_secret else None
+    if auth is None:
+        data.setdefault("client_id", client.client.client_id)
+    return requests.post(idp.url + "/token", data=data, auth=auth, timeout=10)
+
+
+def sign_in(
+    idp: LiveIdp,
+    *,
+    client: Any | None = None,
+    member: Any | None = None,
+    browser: Browser | None = None,
+    remember: bool = False,
+    scope: str = "openid profile email",
+    **params: str,
+) -> SignedIn:
+    """A person signs in through the code flow and the client redeems the code."""
+    client = client or idp.create_client()
+    member = member or idp.create_user()
+    browser = browser or Browser(idp.url)
+    verifier, challenge = pkce_pair()
+    url = authorization_url(
+        idp, client, scope=scope, code_challenge=challenge, code_challenge_method="S256", **params
+    )
+    leaving = browser.authorize(url, username=member.username, remember=remember)
+    code = callback_params(leaving)["code"]
+    reply = token_request(
+        idp,
+        client,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=client.client.redirect_uris[0],
+        code_verifier=verifier,
+    )
+    assert reply.status_code == 200, reply.text
+    return SignedIn(browser=browser, client=client, member=member, tokens=reply.json())
+
+
+def introspect(idp: LiveIdp, client: Any, token: str) -> dict[str, Any]:
+    reply = requests.post(
+        idp.url + "/introspect",
+        data={"token": token},
+        auth=(client.client.client_id, client.client_secret),
+        timeout=10,
+    )
+    assert reply.status_code == 200, reply.text
+    body: dict[str, Any] = reply.json()
+    return body
