@@ -228,4 +228,5 @@ def test_the_session_cookie_is_httponly_and_samesite_lax(live_idp: LiveIdp) -> N
         assert "HttpOnly" in cookie
         assert "SameSite=Lax" in cookie
         assert "Path=/" in cookie
-    assert "Max-Age" not in session and "Expires" not in session  # not "stay signed in"
+    assert "Max-Age" not in session
+    assert "Expires" not in session
