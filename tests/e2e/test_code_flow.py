@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
@@ -94,7 +95,7 @@ def test_access_token_is_an_rfc9068_jwt(live_idp: LiveIdp) -> None:
     assert body["token_type"] == "Bearer"
     assert "refresh_token" not in body
     header_b64, claims_b64, _ = body["access_token"].split(".")
-    header = json.loads(__import__("base64").urlsafe_b64decode(header_b64 + "=="))
+    header = json.loads(base64.urlsafe_b64decode(header_b64 + "=="))
     claims = json.loads(
         __import__("base64").urlsafe_b64decode(claims_b64 + "=" * (-len(claims_b64) % 4))
     )
