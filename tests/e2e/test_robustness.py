@@ -1,0 +1,104 @@
+"""CONTRACT "Robustness": bad HTTP gets a 4xx (or a closed connection), never a 5xx."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.support.harness import LiveIdp
+
+
+def _raw(idp: LiveIdp, data: bytes) -> bytes:
+    """Send raw bytes; the status line, or b"" if the server closed the connection."""
+    port = urlsplit(idp.url).port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            sock.sendall(data)
+            return sock.recv(64).split(b"\r\n", 1)[0]
+        except (BrokenPipeError, ConnectionResetError):
+            return b""
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "expected"),
+    [
+        (
+            b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            {b"HTTP/1.1 414 URI Too Long"},
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 300_000 + b"\r\n\r\n",
+            {b"HTTP/1.1 431 Request Header Fields Too Large", b""},
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-%d: a\r\n" % i for i in range(2000))
+            + b"\r\n",
+            {b"HTTP/1.1 431 Request Header Fields Too Large"},
+        ),
+        (b"\x00\x01garbage\r\n\r\n", {b"HTTP/1.1 400 Bad Request", b""}),
+        (
+            b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+            {b"HTTP/1.1 400 Bad Request"},
+        ),
+        (
+            b"POST /token HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 10000000\r\n\r\n" + b"a" * 1000,
+            {b"HTTP/1.1 413 Payload Too Large"},
+        ),
+    ],
+    ids=["long-request-line", "huge-header", "many-headers", "garbage", "bad-length", "huge-body"],
+)
+def test_broken_http_gets_a_4xx_or_a_closed_connection(
+    live_idp: LiveIdp, request_bytes: bytes, expected: set[bytes]
+) -> None:
+    assert _raw(live_idp, request_bytes) in expected
+    assert requests.get(live_idp.url + "/jwks.json", timeout=5).status_code == 200
+
+
+def test_urls_come_from_the_issuer_never_from_host_headers(live_idp: LiveIdp) -> None:
+    reply = requests.get(
+        live_idp.url + "/.well-known/openid-configuration",
+        headers={
+            "Host": "evil.example",
+            "X-Forwarded-Host": "evil.example",
+            "X-Forwarded-Proto": "https",
+            "Forwarded": "host=evil.example;proto=https",
+        },
+        timeout=5,
+    )
+    meta = reply.json()
+    assert meta["issuer"] == live_idp.url
+    assert all(
+        v.startswith(live_idp.url)
+        for k, v in meta.items()
+        if k.endswith("_endpoint") or k == "jwks_uri"
+    )
+    redirect = requests.get(
+        live_idp.url + "/account",
+        headers={"Host": "evil.example"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert redirect.headers["Location"].startswith(live_idp.url + "/login")
+
+
+def test_discovery_says_request_objects_are_not_supported(live_idp: LiveIdp) -> None:
+    meta = requests.get(live_idp.url + "/.well-known/openid-configuration", timeout=5).json()
+    assert meta["request_parameter_supported"] is False
+    assert meta["request_uri_parameter_supported"] is False
+    assert meta["code_challenge_methods_supported"] == ["S256"]
+    assert meta["backchannel_logout_supported"] is True
+    assert meta["backchannel_logout_session_supported"] is True
+    same = requests.get(live_idp.url + "/.well-known/oauth-authorization-server", timeout=5).json()
+    assert same == meta
+
+
+def test_an_unknown_path_is_a_readable_404_page(live_idp: LiveIdp) -> None:
+    reply = requests.get(live_idp.url + "/nothing-here", timeout=5)
+    assert reply.status_code == 404
+    assert 'role="alert"' in reply.text
