@@ -53,17 +53,20 @@ def signed_in() -> SignedIn | None:
 
 def safe_next(value: str | None, default: str = "/account") -> str:
     """A return path on this provider only: no scheme, host, or ``//``."""
-    if not value or len(value) > 512:
-        return default
-    parts = urlsplit(value)
     if (
-        parts.scheme
-        or parts.netloc
+        not value
+        or len(value) > 512
         or not value.startswith("/")
         or value.startswith("//")
         or "\\" in value
-        or any(ord(c) < 0x20 for c in value)
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
     ):
+        return default
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return default
+    if parts.scheme or parts.netloc:
         return default
     return value
 

@@ -47,7 +47,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerSettings:
     issuer: str = "http://localhost:5000"
@@ -217,9 +216,7 @@ class Settings:
 
 
 SECTIONS: tuple[str, ...] = tuple(
-    f.name
-    for f in dataclasses.fields(Settings)
-    if f.name != "embedded_defaults"
+    f.name for f in dataclasses.fields(Settings) if f.name != "embedded_defaults"
 )
 
 
@@ -432,6 +429,11 @@ def _check(s: Settings) -> None:
         )
     if s.mail.backend not in ("smtp", "file", "console"):
         raise ConfigError(f"mail.backend = {s.mail.backend!r}: expected smtp, file or console")
+    if s.mail.smtp_starttls and s.mail.smtp_tls:
+        raise ConfigError(
+            "mail.smtp_starttls and mail.smtp_tls are both true: choose one "
+            "(STARTTLS on a plain port, usually 587, or TLS from the start, usually 465)"
+        )
     if s.mail.backend == "smtp" and not s.mail.smtp_host:
         raise ConfigError("mail.smtp_host is empty: the smtp backend needs a host")
     try:

@@ -56,7 +56,10 @@ class KeyInfo:
 
 @dataclass(frozen=True, slots=True)
 class _Loaded:
-    mtime_ns: int
+    version: tuple[int, int]
+    """(inode, mtime) of the manifest: each rotation replaces the file."""
+    next_change: dt.datetime | None
+    """When a retired key leaves the published set: reload then, too."""
     infos: tuple[KeyInfo, ...]
     active: RSAKey | ECKey
     active_info: KeyInfo
@@ -154,16 +157,22 @@ class KeyRing:
         with self._lock:
             self._checked_at = monotonic
             try:
-                mtime = (self.directory / _MANIFEST).stat().st_mtime_ns
+                stat = (self.directory / _MANIFEST).stat()
             except FileNotFoundError:
                 raise ConfigError(
                     f"no signing keys in {self.directory}: run 'idp init' first"
                 ) from None
-            if self._loaded is None or self._loaded.mtime_ns != mtime:
-                self._loaded = self._load(mtime)
+            version = (stat.st_ino, stat.st_mtime_ns)
+            current = self._loaded
+            if (
+                current is None
+                or current.version != version
+                or (current.next_change is not None and current.next_change <= clock.now())
+            ):
+                self._loaded = self._load(version)
             return self._loaded
 
-    def _load(self, mtime_ns: int) -> _Loaded:
+    def _load(self, version: tuple[int, int]) -> _Loaded:
         now = clock.now()
         infos: list[KeyInfo] = []
         published: list[tuple[RSAKey | ECKey, KeyInfo]] = []
@@ -190,8 +199,10 @@ class KeyRing:
         jwks = {
             "keys": [{**k.as_dict(private=False), "use": "sig", "alg": i.alg} for k, i in published]
         }
+        retiring = [i.published_until for _, i in published if i.published_until is not None]
         return _Loaded(
-            mtime_ns=mtime_ns,
+            version=version,
+            next_change=min(retiring) if retiring else None,
             infos=tuple(infos),
             active=active[0],
             active_info=active[1],

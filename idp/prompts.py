@@ -42,7 +42,7 @@ def parse_prompt(value: str | None) -> frozenset[str]:
 def parse_max_age(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 10:
+    if not (value.isascii() and value.isdigit()) or len(value) > 10:
         raise InvalidRequestError("max_age must be a non-negative integer.")
     return int(value)
 
@@ -65,7 +65,9 @@ def login_reasons(
         reasons.append("account_disabled")
     if "login" in prompts:
         reasons.append("login_prompt")
-    if max_age is not None and (now - session.auth_time).total_seconds() > max_age:
+    if max_age is not None and (
+        max_age == 0 or (now - session.auth_time).total_seconds() > max_age
+    ):
         reasons.append("max_age")
     if (
         not client.allow_stay_signed_in

@@ -28,7 +28,9 @@ from idp.errors import NotFoundError
 from idp.models import AccessToken, RefreshToken, SignInSession
 
 __all__ = [
+    "ACR_VALUES",
     "SessionInfo",
+    "acr_for",
     "StartedSession",
     "end",
     "end_all_for_user",
@@ -40,6 +42,17 @@ __all__ = [
 ]
 
 _TOUCH_EVERY = dt.timedelta(seconds=60)
+
+ACR_SINGLE_FACTOR = "urn:idp:acr:1"
+"""One factor: a password."""
+ACR_STRONG = "urn:idp:acr:2"
+"""Phishing-resistant or multi-factor: a passkey, or a password plus a one-time code."""
+ACR_VALUES = (ACR_SINGLE_FACTOR, ACR_STRONG)
+
+
+def acr_for(amr: list[str]) -> str:
+    """The assurance level a set of authentication methods reaches."""
+    return ACR_STRONG if {"hwk", "mfa"} & set(amr) else ACR_SINGLE_FACTOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +116,6 @@ def start(
     user_agent: str,
     device_id: str | None = None,
     country: str | None = None,
-    acr: str = "",
     replaces: str | None = None,
 ) -> StartedSession:
     """Open a session for a person who just proved who they are, and commit.
@@ -124,7 +136,7 @@ def start(
         remember=remember,
         auth_time=now,
         amr=list(amr),
-        acr=acr,
+        acr=acr_for(amr),
         created_at=now,
         last_seen_at=now,
         expires_at=now,

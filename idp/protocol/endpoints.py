@@ -74,6 +74,7 @@ def discovery_document(issuer: str) -> dict[str, Any]:
         ],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent"],
+        "acr_values_supported": list(sessions.ACR_VALUES),
         "claims_supported": [
             "sub",
             "iss",

@@ -69,6 +69,7 @@ def test_authlib_client_completes_the_code_flow_and_validates_the_id_token(
     assert claims["at_hash"] == _at_hash(token["access_token"])
     assert claims["sub"] == member.id
     assert claims["amr"] == ["pwd"]
+    assert claims["acr"] == "urn:idp:acr:1"
     assert isinstance(claims["auth_time"], int)
     assert isinstance(claims["sid"], str)
     assert claims["name"] == "Hanako Yamada"
