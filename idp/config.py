@@ -288,9 +288,13 @@ def _build_section(
 
 
 def _reject_unknown_env(environ: Mapping[str, str]) -> None:
+    """A misspelt ``IDP_*`` variable stops start-up instead of being ignored.
+
+    ``IDP_CONFIG`` names the file; ``IDP_TEST_*`` is reserved for the test
+    suite's own switches."""
     hints = get_type_hints(Settings)
     for name in environ:
-        if not name.startswith("IDP_") or name == "IDP_CONFIG":
+        if not name.startswith("IDP_") or name == "IDP_CONFIG" or name.startswith("IDP_TEST_"):
             continue
         rest = name[4:].lower()
         for section in SECTIONS:
@@ -303,6 +307,11 @@ def _reject_unknown_env(environ: Mapping[str, str]) -> None:
                         f"unknown setting {name}: [{section}] takes {', '.join(sorted(fields))}"
                     )
                 break
+        else:
+            raise ConfigError(
+                f"unknown setting {name}: IDP_<SECTION>_<KEY> with a section of "
+                f"{', '.join(SECTIONS)}"
+            )
 
 
 def _describe(tp: Any) -> str:

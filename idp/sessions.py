@@ -30,8 +30,8 @@ from idp.models import AccessToken, RefreshToken, SignInSession
 __all__ = [
     "ACR_VALUES",
     "SessionInfo",
-    "acr_for",
     "StartedSession",
+    "acr_for",
     "end",
     "end_all_for_user",
     "end_for_reuse",

@@ -152,10 +152,17 @@ def test_env_list_is_comma_separated() -> None:
     assert settings.passkeys.origins == ("https://a.example", "https://b.example")
 
 
-def test_env_variable_outside_every_section_is_left_alone() -> None:
-    settings = config.load(None, {"IDP_TEST_DATABASE": "sqlite"})
+def test_env_variables_reserved_for_the_test_suite_are_left_alone() -> None:
+    settings = config.load(None, {"IDP_TEST_DATABASE": "sqlite", "PATH": "/bin"})
 
     assert settings == Settings()
+
+
+def test_env_variable_with_a_misspelt_section_stops_start_up() -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        config.load(None, {"IDP_SESION_IDLE_MINUTES": "10"})
+
+    assert str(excinfo.value).startswith("unknown setting IDP_SESION_IDLE_MINUTES:")
 
 
 # --- mistakes stop start-up, naming the key ----------------------------------------
