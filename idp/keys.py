@@ -169,8 +169,8 @@ class KeyRing:
                 or current.version != version
                 or (current.next_change is not None and current.next_change <= clock.now())
             ):
-                self._loaded = self._load(version)
-            return self._loaded
+                current = self._loaded = self._load(version)
+            return current
 
     def _load(self, version: tuple[int, int]) -> _Loaded:
         now = clock.now()
