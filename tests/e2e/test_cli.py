@@ -1,0 +1,207 @@
+"""The ``idp`` command: JSON out, one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.harness import IDP, Backend, make_settings
+
+
+@pytest.fixture(scope="module")
+def config_path(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    make_settings(
+        root, database_url=backend.make_url("cli"), redis_url="", issuer="http://localhost:5998"
+    )
+    path = root / "idp.toml"
+    assert _idp(path, "init").returncode == 0
+    return path
+
+
+def _idp(config: Path | None, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    argv = [IDP, *(["--config", str(config)] if config else []), *args]
+    return subprocess.run(
+        argv, input=stdin, capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+def _json(done: subprocess.CompletedProcess[str]) -> Any:
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1
+    return json.loads(lines[0])
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("idp: error: ")
+    return lines[0]
+
+
+def test_init_is_safe_to_run_again(config_path: Path) -> None:
+    assert _json(_idp(config_path, "init", "--json")) == {"database": "ready", "key_created": False}
+
+
+def test_users_create_prints_the_id_and_username(config_path: Path) -> None:
+    created = _json(
+        _idp(
+            config_path,
+            "users",
+            "create",
+            "--username",
+            "hanako",
+            "--email",
+            "hanako@example.com",
+            "--password-stdin",
+            "--birthdate",
+            "1990-04-01",
+            "--gender",
+            "female",
+            "--json",
+            stdin="a long passphrase\n",
+        )
+    )
+    assert set(created) == {"id", "username"}
+    assert created["username"] == "hanako"
+    shown = _json(_idp(config_path, "users", "show", "hanako", "--json"))
+    assert shown["id"] == created["id"]
+    assert shown["email_verified"] is True
+    assert shown["birthdate"] == "1990-04-01"
+
+
+def test_a_taken_username_is_a_one_line_error(config_path: Path) -> None:
+    args = (
+        "users",
+        "create",
+        "--username",
+        "taro",
+        "--email",
+        "taro@example.com",
+        "--password-stdin",
+    )
+    assert _idp(config_path, *args, stdin="a long passphrase\n").returncode == 0
+    line = _one_line_error(_idp(config_path, *args, stdin="a long passphrase\n"))
+    assert "already registered" in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (
+            "users",
+            "create",
+            "--username",
+            "x1",
+            "--email",
+            "x1@example.com",
+            "--password-stdin",
+            "--birthdate",
+            "soon",
+        ),
+        ("users", "create", "--username", "x2", "--email", "not-an-email", "--password-stdin"),
+        ("users", "show", "nobody"),
+        ("clients", "create", "--name", "Shop", "--redirect-uri", "http://shop.example/cb"),
+        (
+            "clients",
+            "create",
+            "--name",
+            "Shop",
+            "--redirect-uri",
+            "https://x/cb",
+            "--grant-type",
+            "password",
+        ),
+        ("frobnicate",),
+        ("serve", "--port", "http"),
+    ],
+    ids=[
+        "bad-date",
+        "bad-email",
+        "unknown-user",
+        "http-redirect",
+        "bad-grant",
+        "unknown-command",
+        "bad-port",
+    ],
+)
+def test_a_bad_argument_is_a_one_line_error_with_status_2(
+    config_path: Path, args: tuple[str, ...]
+) -> None:
+    _one_line_error(_idp(config_path, *args, stdin="a long passphrase\n"))
+
+
+def test_a_bad_configuration_file_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[session]\nidle_minutes = 'ten'\n")
+    line = _one_line_error(_idp(bad, "init"))
+    assert "session.idle_minutes" in line
+    missing = tmp_path / "missing.toml"
+    assert str(missing) in _one_line_error(_idp(missing, "init"))
+
+
+def test_clients_create_prints_the_id_and_secret_once(config_path: Path) -> None:
+    created = _json(
+        _idp(
+            config_path,
+            "clients",
+            "create",
+            "--name",
+            "Shop",
+            "--redirect-uri",
+            "https://shop.example/cb",
+            "--json",
+        )
+    )
+    assert set(created) == {"client_id", "client_secret"}
+    assert len(created["client_secret"]) >= 43
+    public = _json(
+        _idp(
+            config_path,
+            "clients",
+            "create",
+            "--name",
+            "App",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--public",
+            "--json",
+        )
+    )
+    assert public["client_secret"] is None
+
+
+def test_keys_rotate_adds_an_active_key_and_keeps_the_old_one(config_path: Path) -> None:
+    before = _json(_idp(config_path, "keys", "list", "--json"))["keys"]
+    rotated = _json(_idp(config_path, "keys", "rotate", "--json"))
+    after = _json(_idp(config_path, "keys", "list", "--json"))["keys"]
+    assert len(after) == len(before) + 1
+    assert [k["kid"] for k in after if k["active"]] == [rotated["kid"]]
+    assert all(k["published_until"] for k in after if not k["active"])
+
+
+def test_users_disable_and_delete(config_path: Path) -> None:
+    _idp(
+        config_path,
+        "users",
+        "create",
+        "--username",
+        "jiro",
+        "--email",
+        "jiro@example.com",
+        "--password-stdin",
+        stdin="a long passphrase\n",
+    )
+    disabled = _json(_idp(config_path, "users", "disable", "jiro", "--json"))
+    assert disabled["disabled"] is True
+    assert _json(_idp(config_path, "users", "delete", "jiro", "--json"))["deleted"] is True
+    _one_line_error(_idp(config_path, "users", "show", "jiro"))
