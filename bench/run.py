@@ -229,8 +229,9 @@ class Server:
         self.proc = None
 
 
-def run_cli(idp: Path, workdir: Path, env: dict[str, str], args: list[str],
-            stdin: str | None = None) -> dict[str, Any]:
+def run_cli(
+    idp: Path, workdir: Path, env: dict[str, str], args: list[str], stdin: str | None = None
+) -> dict[str, Any]:
     """One ``idp ... --json`` call; its JSON object."""
     try:
         proc = subprocess.run(
@@ -314,7 +315,7 @@ class BrowserFlow:
         if location.startswith("/"):
             return self.base + location
         if location.startswith(self.issuer + "/"):
-            return self.base + location[len(self.issuer):]
+            return self.base + location[len(self.issuer) :]
         raise BenchError(f"unexpected redirect off the provider: {location}")
 
     def _get(self, step: str, location: str) -> requests.Response:
@@ -358,16 +359,18 @@ class BrowserFlow:
             .rstrip(b"=")
             .decode()
         )
-        query = urlencode({
-            "response_type": "code",
-            "client_id": c.client_id,
-            "redirect_uri": c.redirect_uri,
-            "scope": "openid profile email",
-            "state": "s",
-            "nonce": "n",
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        })
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": c.client_id,
+                "redirect_uri": c.redirect_uri,
+                "scope": "openid profile email",
+                "state": "s",
+                "nonce": "n",
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
         step = "GET /authorize"
         resp = self._get(step, "/authorize?" + query)
         location = resp.headers.get("location", "")
@@ -381,9 +384,16 @@ class BrowserFlow:
             raise BenchError(_describe(step, resp))
         csrf = self._csrf(step, resp, "login-form")
         step = "POST /login"
-        resp = self._post(step, "/login", {
-            "csrf_token": csrf, "interaction": uid, "username": username, "password": password,
-        })
+        resp = self._post(
+            step,
+            "/login",
+            {
+                "csrf_token": csrf,
+                "interaction": uid,
+                "username": username,
+                "password": password,
+            },
+        )
         resp = self._follow(step, resp)
 
         location = resp.headers["location"]
@@ -394,9 +404,15 @@ class BrowserFlow:
                 raise BenchError(_describe(step, resp))
             csrf = self._csrf(step, resp, "consent-form")
             step = "POST /consent"
-            resp = self._post(step, "/consent", {
-                "csrf_token": csrf, "interaction": uid, "decision": "allow",
-            })
+            resp = self._post(
+                step,
+                "/consent",
+                {
+                    "csrf_token": csrf,
+                    "interaction": uid,
+                    "decision": "allow",
+                },
+            )
             resp = self._follow(step, resp)
             location = resp.headers["location"]
             if not location.startswith(c.redirect_uri):
@@ -490,9 +506,9 @@ def write_lua(target: Target, directory: Path) -> Path:
         f'wrk.headers["{_lua_string(k)}"] = "{_lua_string(v)}"' for k, v in target.headers.items()
     )
     script = directory / f"{re.sub(r'[^a-z0-9]+', '-', target.name.lower())}.lua"
-    script.write_text(LUA_TEMPLATE.format(
-        method=target.method, body=_lua_string(target.body), headers=headers
-    ))
+    script.write_text(
+        LUA_TEMPLATE.format(method=target.method, body=_lua_string(target.body), headers=headers)
+    )
     return script
 
 
@@ -529,9 +545,11 @@ def run_wrk(wrk: str, url: str, script: Path, load: Load, seconds: int, result: 
         f"-t{min(load.threads, load.connections)}",
         f"-c{load.connections}",
         f"-d{seconds}s",
-        "--timeout", "5s",
+        "--timeout",
+        "5s",
         "--latency",
-        "-s", str(script),
+        "-s",
+        str(script),
         url,
     ]
     try:
@@ -630,8 +648,13 @@ def ensure_wrk(mode: str) -> str | None:
         log("wrk is missing: running " + " ".join(cmd))
         try:
             proc = subprocess.run(
-                cmd, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr,
-                timeout=APT_TIMEOUT_S, check=False,
+                cmd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=sys.stderr,
+                stderr=sys.stderr,
+                timeout=APT_TIMEOUT_S,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             proc = None
@@ -668,8 +691,11 @@ def check_preflight(target: Target, setup: Setup) -> str | None:
     """One request before the load: None when the answer looks right, else why not."""
     try:
         resp = requests.request(
-            target.method, setup.base + target.path, data=target.body or None,
-            headers=target.headers, timeout=HTTP_TIMEOUT_S,
+            target.method,
+            setup.base + target.path,
+            data=target.body or None,
+            headers=target.headers,
+            timeout=HTTP_TIMEOUT_S,
         )
     except requests.RequestException as e:
         return f"{target.method} {target.path}: {e}"
@@ -717,7 +743,8 @@ def server_context(setup: Setup, workers: int, generator: str, load: Load) -> di
         "database": "SQLite (embedded defaults)",
         "issuer": setup.issuer,
         "generator": generator,
-        "threads": min(load.threads, load.connections) if generator.startswith("wrk")
+        "threads": min(load.threads, load.connections)
+        if generator.startswith("wrk")
         else load.connections,
         "connections": load.connections,
         "duration_s": load.duration,
@@ -725,8 +752,9 @@ def server_context(setup: Setup, workers: int, generator: str, load: Load) -> di
     }
 
 
-def bench_one(target: Target, setup: Setup, load: Load, wrk: str | None, scripts: Path,
-              port: int) -> Result:
+def bench_one(
+    target: Target, setup: Setup, load: Load, wrk: str | None, scripts: Path, port: int
+) -> Result:
     result = Result(endpoint=target.name)
     problem = check_preflight(target, setup)
     if problem:
@@ -762,7 +790,9 @@ def make_plan(setup: Setup, web: WebClient) -> list[tuple[str, Callable[[], Targ
 
     def token() -> Target:
         return Target(
-            "token (client_credentials)", "POST", "/token",
+            "token (client_credentials)",
+            "POST",
+            "/token",
             body="grant_type=client_credentials&scope=admin",
             headers={**form, "Authorization": admin_auth},
         )
@@ -770,7 +800,9 @@ def make_plan(setup: Setup, web: WebClient) -> list[tuple[str, Callable[[], Targ
     def introspect() -> Target:
         access = client_credentials_token(setup.base, setup.admin_id, setup.admin_secret)
         return Target(
-            "introspect", "POST", "/introspect",
+            "introspect",
+            "POST",
+            "/introspect",
             body=urlencode({"token": access}),
             headers={**form, "Authorization": admin_auth},
         )
@@ -807,19 +839,54 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Result]]:
         server.wait_ready(setup.base + "/.well-known/openid-configuration")
         log(f"server ready on {setup.base} (issuer {issuer})")
 
-        admin = run_cli(idp, workdir, env, [
-            "clients", "create", "--name", "bench", "--grant-type", "client_credentials",
-            "--scope", "admin", "--admin", "--redirect-uri", "http://localhost/cb",
-        ])
+        admin = run_cli(
+            idp,
+            workdir,
+            env,
+            [
+                "clients",
+                "create",
+                "--name",
+                "bench",
+                "--grant-type",
+                "client_credentials",
+                "--scope",
+                "admin",
+                "--admin",
+                "--redirect-uri",
+                "http://localhost/cb",
+            ],
+        )
         setup.admin_id, setup.admin_secret = admin["client_id"], admin["client_secret"]
-        web = run_cli(idp, workdir, env, [
-            "clients", "create", "--name", "web", "--redirect-uri", f"{issuer}/cb",
-        ])
+        web = run_cli(
+            idp,
+            workdir,
+            env,
+            [
+                "clients",
+                "create",
+                "--name",
+                "web",
+                "--redirect-uri",
+                f"{issuer}/cb",
+            ],
+        )
         web_client = WebClient(web["client_id"], web["client_secret"], f"{issuer}/cb")
-        run_cli(idp, workdir, env, [
-            "users", "create", "--username", setup.username, "--email", "bench@example.com",
-            "--password-stdin",
-        ], stdin=BENCH_PASSWORD + "\n")
+        run_cli(
+            idp,
+            workdir,
+            env,
+            [
+                "users",
+                "create",
+                "--username",
+                setup.username,
+                "--email",
+                "bench@example.com",
+                "--password-stdin",
+            ],
+            stdin=BENCH_PASSWORD + "\n",
+        )
         context = server_context(setup, args.workers, generator, load)
         plan = make_plan(setup, web_client)
         for name, make_target in plan:
@@ -888,11 +955,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
     p.add_argument("--workers", type=int, default=1, help="granian workers (idp serve --workers)")
     p.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
-    p.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto",
-                   help="load generator (auto: wrk, installed with apt-get if missing)")
-    p.add_argument("--only", nargs="+", metavar="NAME",
-                   choices=("discovery", "jwks", "token", "introspect", "userinfo"),
-                   help="run only these endpoints")
+    p.add_argument(
+        "--generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator (auto: wrk, installed with apt-get if missing)",
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        choices=("discovery", "jwks", "token", "introspect", "userinfo"),
+        help="run only these endpoints",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = p.parse_args(argv)
     if not 1 <= args.duration <= MAX_DURATION_S:
@@ -922,9 +997,10 @@ def main(argv: list[str] | None = None) -> int:
         log("interrupted")
         return 130
     if args.json:
-        sys.stdout.write(json.dumps(
-            {"context": context, "results": [r.as_json() for r in results]}, indent=2
-        ) + "\n")
+        sys.stdout.write(
+            json.dumps({"context": context, "results": [r.as_json() for r in results]}, indent=2)
+            + "\n"
+        )
     else:
         sys.stdout.write(render_table(context, results) + "\n")
     broken = any(r.skipped or any(n.startswith("pre-flight") for n in r.notes) for r in results)
