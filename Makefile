@@ -37,6 +37,7 @@ test-postgresql: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check idp consent_ui tests bench
+	$(BIN)/ruff format --check --quiet idp consent_ui tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-worker", action="store_true", help="do not deliver the outbox here")
     serve.add_argument("--debug", action="store_true", help="Werkzeug's reloading dev server")
     serve.add_argument("--workers", type=int, default=1, help="granian worker processes")
+    serve.add_argument(
+        "--threads",
+        type=int,
+        default=max(2, 2 * (os.cpu_count() or 1)),
+        help="request threads per worker (default: twice the CPUs)",
+    )
 
     users = sub.add_parser("users", help="member accounts").add_subparsers(
         dest="action", required=True, parser_class=_Parser
@@ -136,6 +142,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     from idp import bootstrap, keyring_for, schema
 
+    _check_port_free(args.host, args.port)
     if settings.embedded_defaults:
         bootstrap.init(settings, keyring_for(settings))
         with _app(settings):
@@ -159,12 +166,24 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         port=args.port,
         interface=Interfaces.WSGI,
         workers=max(1, args.workers),
-        blocking_threads=16,
-        backpressure=128,
+        blocking_threads=max(1, args.threads),
+        backpressure=max(1, args.threads) * 4,
         http=HTTPModes.http1,
         http1_settings=HTTP1Settings(max_buffer_size=64 * 1024 + 16 * 1024),
         log_access=False,
     ).serve()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A clear message instead of granian's backtrace when the port is taken."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            _fail(f"cannot listen on {host}:{port}: {e.strerror}")
 
 
 def _announce(settings: Settings, demo: Any) -> None:
