@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.harness import Backend, LiveIdp, make_settings, start_live_idp
+from tests.support.harness import Backend, LiveIdp, app_for, make_settings, start_live_idp
 from tests.support.services import PostgresCluster, RedisServer
 
 
@@ -57,13 +57,5 @@ def app_settings(backend: Backend, tmp_path: Path):  # type: ignore[no-untyped-d
 
 @pytest.fixture
 def app(app_settings):  # type: ignore[no-untyped-def]
-    from idp import bootstrap, create_app, keyring_for
-
-    bootstrap.init(app_settings, keyring_for(app_settings))
-    application = create_app(app_settings)
-    with application.app_context():
+    with app_for(app_settings) as application:
         yield application
-        from idp.db import db
-
-        db.session.remove()
-        db.engine.dispose()

@@ -12,7 +12,6 @@ from tests.support.harness import (
     LiveIdp,
     authorization_url,
     callback_params,
-    csrf_token,
     pkce_pair,
 )
 
@@ -185,15 +184,7 @@ def test_login_next_never_leaves_the_provider(live_idp: LiveIdp) -> None:
     member = live_idp.create_user()
     browser = Browser(live_idp.url)
     page = browser.get("/login?next=//evil.example/x")
-    reply = browser.post(
-        "/login",
-        {
-            "csrf_token": csrf_token(page.text),
-            "username": member.username,
-            "password": "correct horse 1",
-            "next": "//evil.example/x",
-        },
-    )
+    reply = browser.submit_login(page, member.username, "correct horse 1")
     assert reply.headers["Location"] == live_idp.url + "/account"
 
 
@@ -212,15 +203,7 @@ def test_pages_send_the_security_headers(live_idp: LiveIdp) -> None:
 def test_the_session_cookie_is_httponly_and_samesite_lax(live_idp: LiveIdp) -> None:
     member = live_idp.create_user()
     browser = Browser(live_idp.url)
-    page = browser.get("/login")
-    reply = browser.post(
-        "/login",
-        {
-            "csrf_token": csrf_token(page.text),
-            "username": member.username,
-            "password": "correct horse 1",
-        },
-    )
+    reply = browser.submit_login(browser.get("/login"), member.username, "correct horse 1")
     cookies = reply.raw.headers.getlist("Set-Cookie")
     session = next(c for c in cookies if c.startswith("idp_session="))
     device = next(c for c in cookies if c.startswith("idp_device="))

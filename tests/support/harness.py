@@ -37,6 +37,20 @@ ROOT = Path(__file__).resolve().parents[2]
 IDP = str(Path(sys.executable).with_name("idp"))
 
 
+@contextlib.contextmanager
+def app_for(settings: Settings) -> Iterator[Any]:
+    """An in-process app on ``settings`` (schema and keys created), in its context."""
+    from idp import bootstrap, create_app, keyring_for
+    from idp.db import db
+
+    bootstrap.init(settings, keyring_for(settings))
+    application = create_app(settings)
+    with application.app_context():
+        yield application
+        db.session.remove()
+        db.engine.dispose()
+
+
 @dataclass(frozen=True)
 class Backend:
     kind: str
@@ -249,23 +263,31 @@ class Browser:
             response = self.get(location)
         raise AssertionError("redirect loop")
 
+    def submit_login(
+        self,
+        page: requests.Response,
+        username: str,
+        password: str,
+        *,
+        remember: bool = False,
+        **extra: str,
+    ) -> requests.Response:
+        """Fill and post the page's ``form#login-form``; the unfollowed reply."""
+        assert 'id="login-form"' in page.text, page.text[:500]
+        params = parse_qs(urlsplit(page.url).query)
+        data = {"csrf_token": csrf_token(page.text), "username": username, "password": password}
+        for name in ("interaction", "next"):
+            if name in params:
+                data[name] = params[name][0]
+        if remember:
+            data["remember"] = "on"
+        data.update(extra)
+        return self.post("/login", data)
+
     def sign_in(
         self, page: requests.Response, username: str, password: str, *, remember: bool = False
     ) -> requests.Response:
-        assert 'id="login-form"' in page.text, page.text[:500]
-        action_params = parse_qs(urlsplit(page.url).query)
-        data = {
-            "csrf_token": csrf_token(page.text),
-            "username": username,
-            "password": password,
-        }
-        if "interaction" in action_params:
-            data["interaction"] = action_params["interaction"][0]
-        if "next" in action_params:
-            data["next"] = action_params["next"][0]
-        if remember:
-            data["remember"] = "on"
-        return self.follow(self.post("/login", data))
+        return self.follow(self.submit_login(page, username, password, remember=remember))
 
     def consent(self, page: requests.Response, decision: str = "allow") -> requests.Response:
         assert 'id="consent-form"' in page.text, page.text[:500]

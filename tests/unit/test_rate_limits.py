@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
-from idp import accounts, bootstrap, clients, create_app, keyring_for
+from idp import accounts, clients
 from idp.config import RateLimitSettings, Settings
+from tests.support.harness import app_for
 
 
 @pytest.fixture
@@ -18,14 +19,8 @@ def limited_app(app_settings: Settings) -> Iterator[Flask]:
     settings = dataclasses.replace(
         app_settings, ratelimit=RateLimitSettings(signin="3/minute", token="3/minute")
     )
-    bootstrap.init(settings, keyring_for(settings))
-    application = create_app(settings)
-    with application.app_context():
+    with app_for(settings) as application:
         yield application
-        from idp.db import db
-
-        db.session.remove()
-        db.engine.dispose()
 
 
 def _csrf(html: str) -> str:
