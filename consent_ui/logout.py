@@ -22,10 +22,15 @@ def _signed_out(target: str | None) -> Response:
     return response
 
 
-def _end_current(reason: str) -> None:
+def _end_current(reason: sessions.LogoutReason) -> None:
     me = signed_in()
     if me is not None:
-        sessions.end(me.session.id, reason=reason, actor="user", ip=client_ip())
+        sessions.force_logout(
+            session_ids=[me.session.id],
+            reason=reason,
+            actor=f"user:{me.member.id}",
+            ip=client_ip(),
+        )
 
 
 @bp.route("/logout", methods=["GET", "POST"])
@@ -48,19 +53,19 @@ def end_session() -> Response:
     me = signed_in()
     if request.method == "POST" and "confirm" in request.form:
         csrf.protect()
-        _end_current("signout")
+        _end_current(sessions.LogoutReason.RP_LOGOUT)
         return _signed_out(req.redirect_to)
     if me is None:
         return _signed_out(req.redirect_to)
     if req.hint_matches(me.session.id):
-        _end_current("signout")
+        _end_current(sessions.LogoutReason.RP_LOGOUT)
         return _signed_out(req.redirect_to)
     return page("logout_confirm.html", params=req.params, client_name=req.client_name)
 
 
 @bp.post("/signout")
 def signout() -> Response:
-    _end_current("signout")
+    _end_current(sessions.LogoutReason.SIGNOUT)
     response = redirect(settings().url("/login"), 303)
     cookies.clear_session(response, settings())
     return response

@@ -99,6 +99,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     endpoints.install(app, settings.server.issuer)
     csrf.exempt(endpoints.bp)
+    from idp import admin_api
+
+    admin_api.install(app)
+    csrf.exempt(admin_api.bp)
 
     import consent_ui
 
@@ -165,10 +169,10 @@ def _retry_after(e: HTTPException) -> int:
 
 def _page_or_json(status: int, error: str, description: str) -> Response:
     if wants_json():
-        from idp.protocol.endpoints import _json
+        from idp.protocol.endpoints import json_response
 
         body = {"error": error, "error_description": description}
-        response = _json(body, status)
+        response = json_response(body, status)
         if status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="idp"'
         return response

@@ -98,6 +98,33 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--first-party", action="store_true", help="skip the consent page")
     cc.add_argument("--json", action="store_true")
 
+    sessions = sub.add_parser("sessions", help="sign-in sessions").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    sl = sessions.add_parser("list")
+    sl.add_argument("--user", required=True, metavar="U")
+    sl.add_argument("--json", action="store_true")
+    sr = sessions.add_parser("revoke", help="forced logout")
+    target = sr.add_mutually_exclusive_group(required=True)
+    target.add_argument("--user", metavar="U")
+    target.add_argument("--session", metavar="SID")
+    sr.add_argument("--reason", default="admin", choices=[r.value for r in _reasons()])
+    sr.add_argument("--json", action="store_true")
+
+    events = sub.add_parser("events", help="sign-in attempts and security events").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    el = events.add_parser("list")
+    el.add_argument("--user", required=True, metavar="U")
+    el.add_argument("--json", action="store_true")
+
+    sub.add_parser("worker", help="deliver the outbox and purge expired rows until stopped")
+    mail = sub.add_parser("mail", help="the outbox").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    flush = mail.add_parser("flush", help="deliver what waits in the outbox now")
+    flush.add_argument("--json", action="store_true")
+
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(
         dest="action", required=True, parser_class=_Parser
     )
@@ -105,6 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
         k = keys.add_parser(action)
         k.add_argument("--json", action="store_true")
     return p
+
+
+def _reasons() -> list[Any]:
+    from idp.sessions import LogoutReason
+
+    return [
+        LogoutReason.ADMIN,
+        LogoutReason.SUSPICIOUS_ACTIVITY,
+        LogoutReason.PASSWORD_RESET,
+        LogoutReason.ACCOUNT_DISABLED,
+    ]
 
 
 def _fail(message: str) -> NoReturn:
@@ -150,10 +188,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         _announce(settings, demo)
     elif schema.current_revision(settings.database.url) is None:
         _fail("the database has no schema yet: run 'idp init' first")
+    if not args.no_worker:
+        from idp import create_app, worker
+
+        worker.start_thread(lambda: create_app(settings))
     if args.debug:
         from idp import create_app
 
-        create_app(settings).run(host=args.host, port=args.port, debug=True)
+        create_app(settings).run(host=args.host, port=args.port, debug=True, use_reloader=False)
         return
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
@@ -247,7 +289,11 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> None:
             _print(args, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
         elif args.action == "disable":
             m = accounts.set_disabled(args.user, True)
-            ended = sessions.end_all_for_user(m.id, reason="account_disabled", actor="admin")
+            ended = len(
+                sessions.force_logout(
+                    user_id=m.id, reason=sessions.LogoutReason.ACCOUNT_DISABLED, actor="admin:cli"
+                ).session_ids
+            )
             _print(
                 args,
                 {"id": m.id, "disabled": True, "sessions_ended": ended},
@@ -255,7 +301,11 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> None:
             )
         elif args.action == "delete":
             m = accounts.find(args.user)
-            ended = sessions.end_all_for_user(m.id, reason="account_deleted", actor="admin")
+            ended = len(
+                sessions.force_logout(
+                    user_id=m.id, reason=sessions.LogoutReason.ACCOUNT_DELETED, actor="admin:cli"
+                ).session_ids
+            )
             accounts.delete(m.id)
             _print(
                 args,
@@ -288,6 +338,85 @@ def cmd_clients(args: argparse.Namespace, settings: Settings) -> None:
             f"client_id: {r.client.client_id}\n"
             f"client_secret: {r.client_secret or '(public client)'}",
         )
+
+
+def cmd_sessions(args: argparse.Namespace, settings: Settings) -> None:
+    from idp import accounts, sessions
+
+    with _app(settings):
+        if args.action == "list":
+            m = accounts.find(args.user)
+            rows = [s.to_json() for s in sessions.list_for_user(m.id)]
+            text = "\n".join(
+                f"{r['id']}  {r['device']}  {r['ip']}  {r['country'] or '-'}  "
+                f"created {r['created_at']}  last seen {r['last_seen_at']}  "
+                f"{'stay signed in' if r['stay_signed_in'] else 'browser session'}"
+                for r in rows
+            )
+            _print(args, {"sessions": rows}, text or "no sessions")
+            return
+        reason = sessions.LogoutReason(args.reason)
+        if args.session:
+            sessions.get(args.session)  # NotFoundError: a one-line error
+            report = sessions.force_logout(
+                session_ids=[args.session], reason=reason, actor="admin:cli"
+            )
+        else:
+            m = accounts.find(args.user)
+            report = sessions.force_logout(user_id=m.id, reason=reason, actor="admin:cli")
+        _print(
+            args,
+            {"ended": list(report.session_ids), "notified": list(report.notified_client_ids)},
+            f"{len(report.session_ids)} session(s) ended; "
+            f"{len(report.notified_client_ids)} client(s) will be told",
+        )
+
+
+def cmd_events(args: argparse.Namespace, settings: Settings) -> None:
+    from idp import accounts, events
+
+    with _app(settings):
+        m = accounts.find(args.user)
+        rows = [
+            {
+                "at": e.at.isoformat(),
+                "kind": e.kind,
+                "client_id": e.client_id,
+                "session_id": e.session_id,
+                "ip": e.ip,
+                "detail": e.detail,
+            }
+            for e in events.list_for_user(m.id)
+        ]
+        text = "\n".join(f"{r['at']}  {r['kind']}  {r['ip'] or '-'}  {r['detail']}" for r in rows)
+        _print(args, {"events": rows}, text or "no events")
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
+    import signal
+    import threading
+
+    from idp import worker
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with _app(settings):
+        sys.stderr.write("idp: worker delivering the outbox (Ctrl-C stops)\n")
+        worker.run_forever(stop)
+
+
+def cmd_mail(args: argparse.Namespace, settings: Settings) -> None:
+    from idp import worker
+
+    with _app(settings):
+        total = 0
+        while True:
+            done = worker.run_once()
+            total += done
+            if done == 0:
+                break
+        _print(args, {"attempted": total}, f"{total} message(s) attempted")
 
 
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> None:
@@ -323,6 +452,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], None]] = {
     "users": cmd_users,
     "clients": cmd_clients,
     "keys": cmd_keys,
+    "sessions": cmd_sessions,
+    "events": cmd_events,
+    "worker": cmd_worker,
+    "mail": cmd_mail,
 }
 
 

@@ -9,13 +9,19 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from idp import clock, events, tokens
 from idp.db import db, new_secret, secret_hash
 from idp.models import AuthorizationCode
 
-__all__ = ["CodeGrant", "issue", "mark_exchanged", "redeem"]
+__all__ = [
+    "CodeGrant",
+    "issue",
+    "mark_exchanged",
+    "purge_expired",
+    "redeem",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +128,11 @@ def mark_exchanged(grant: CodeGrant, family_id: str | None) -> bool:
         .values(used_at=clock.now(), family_id=family_id)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult
+
+
+def purge_expired(now: dt.datetime) -> None:
+    """Delete codes past their expiry (the caller commits).
+
+    A spent code is kept until then so that a replay still finds it and
+    revokes what it issued."""
+    db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at < now))

@@ -10,13 +10,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from idp import clock
 from idp.db import db
 from idp.models import AuditEvent
 
-__all__ = ["Event", "list_for_user", "record"]
+__all__ = ["Event", "list_for_user", "record", "record_many"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,31 @@ def record(
             ip=ip,
             detail=json.dumps(detail, default=str, sort_keys=True),
         )
+    )
+
+
+def record_many(kind: str, rows: list[dict[str, Any]]) -> None:
+    """One audit row per item, in one statement (the caller commits).
+
+    Each item has ``user_id``, ``client_id``, ``session_id``, ``ip`` (any may
+    be missing) and whatever else goes into the detail."""
+    if not rows:
+        return
+    at = clock.now()
+    columns = ("user_id", "client_id", "session_id", "ip")
+    db.session.execute(
+        insert(AuditEvent),
+        [
+            {
+                "at": at,
+                "kind": kind,
+                **{c: row.get(c) for c in columns},
+                "detail": json.dumps(
+                    {k: v for k, v in row.items() if k not in columns}, default=str, sort_keys=True
+                ),
+            }
+            for row in rows
+        ],
     )
 
 

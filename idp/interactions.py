@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from idp import clock, consents, events
 from idp.db import db, new_secret, secret_hash
@@ -33,6 +33,7 @@ __all__ = [
     "finish_consent",
     "finish_login",
     "load",
+    "purge_expired",
     "start",
 ]
 
@@ -158,3 +159,8 @@ def complete(uid: str) -> None:
     """Spend the interaction so it cannot be resumed twice (caller commits)."""
     row = _row(uid)
     row.completed_at = clock.now()
+
+
+def purge_expired(now: dt.datetime) -> None:
+    """Delete interactions past their expiry (the caller commits)."""
+    db.session.execute(delete(Interaction).where(Interaction.expires_at < now))

@@ -17,11 +17,13 @@ the idle timeout is therefore precise to a minute.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
-from idp import clock, events
+from idp import backchannel, clock, devices, events, geo, runtime
 from idp.config import SessionSettings
 from idp.db import db, new_secret, secret_hash
 from idp.errors import NotFoundError
@@ -29,14 +31,15 @@ from idp.models import AccessToken, RefreshToken, SignInSession
 
 __all__ = [
     "ACR_VALUES",
+    "LogoutReason",
+    "LogoutReport",
     "SessionInfo",
     "StartedSession",
     "acr_for",
-    "end",
-    "end_all_for_user",
-    "end_for_reuse",
+    "force_logout",
     "get",
     "list_for_user",
+    "purge_ended",
     "resolve",
     "start",
 ]
@@ -72,6 +75,30 @@ class SessionInfo:
     expires_at: dt.datetime
     ended_at: dt.datetime | None
 
+    @property
+    def device(self) -> str:
+        """ "Browser on System", as a person recognises it."""
+        return devices.describe(self.user_agent)
+
+    def to_json(self) -> dict[str, object]:
+        """The shape the CLI's ``--json`` and the admin API print."""
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "device": self.device,
+            "device_id": self.device_id,
+            "user_agent": self.user_agent,
+            "ip": self.ip,
+            "country": self.country,
+            "created_at": self.created_at.isoformat(),
+            "last_seen_at": self.last_seen_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "auth_time": int(self.auth_time.timestamp()),
+            "amr": list(self.amr),
+            "stay_signed_in": self.remember,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class StartedSession:
@@ -101,7 +128,7 @@ def _info(row: SignInSession) -> SessionInfo:
 
 def _expiry(row: SignInSession, now: dt.datetime, policy: SessionSettings) -> dt.datetime:
     if row.remember:
-        cap = row.created_at + dt.timedelta(days=policy.remember_max_days)
+        cap = row.auth_time + dt.timedelta(days=policy.remember_max_days)
         return min(now + dt.timedelta(days=policy.remember_days), cap)
     return now + dt.timedelta(minutes=policy.idle_minutes)
 
@@ -120,31 +147,34 @@ def start(
 ) -> StartedSession:
     """Open a session for a person who just proved who they are, and commit.
 
-    ``replaces`` names the browser's previous session (signing in again on
-    the same browser): it ends, so a browser holds one session at a time
-    and a stolen old cookie is worth nothing."""
+    ``replaces`` names the browser's current session.  The same person
+    signing in again (``prompt=login``, ``max_age``) keeps that session --
+    same ``sid``, so relying services are not logged out -- with a fresh
+    ``auth_time`` and a new cookie value (no session fixation).  Another
+    person signing in on the browser ends it first."""
     now = clock.now()
     cookie_value = new_secret()
-    row = SignInSession(
-        id=new_secret(24),
-        cookie_hash=secret_hash(cookie_value),
-        user_id=user_id,
-        device_id=device_id,
-        ip=ip,
-        country=country,
-        user_agent=user_agent[:400],
-        remember=remember,
-        auth_time=now,
-        amr=list(amr),
-        acr=acr_for(amr),
-        created_at=now,
-        last_seen_at=now,
-        expires_at=now,
-    )
+    row = db.session.get(SignInSession, replaces) if replaces else None
+    if row is not None and (row.user_id != user_id or row.ended_at is not None):
+        if row.ended_at is None:
+            force_logout(
+                session_ids=[row.id], reason=LogoutReason.REPLACED, actor="system", commit=False
+            )
+        row = None
+    if row is None:
+        row = SignInSession(id=new_secret(24), user_id=user_id, created_at=now)
+        db.session.add(row)
+    row.cookie_hash = secret_hash(cookie_value)
+    row.device_id = device_id
+    row.ip = ip
+    row.country = country or geo.country_of(ip, runtime.current().settings.geoip.database)
+    row.user_agent = user_agent[:400]
+    row.remember = remember
+    row.auth_time = now
+    row.amr = list(amr)
+    row.acr = acr_for(amr)
+    row.last_seen_at = now
     row.expires_at = _expiry(row, now, policy)
-    db.session.add(row)
-    if replaces:
-        _end_rows([replaces], reason="replaced", now=now)
     events.record(
         "session.started",
         user_id=user_id,
@@ -152,6 +182,7 @@ def start(
         ip=ip,
         amr=list(amr),
         remember=remember,
+        device_id=device_id,
     )
     db.session.commit()
     return StartedSession(session=_info(row), cookie_value=cookie_value)
@@ -191,21 +222,99 @@ def list_for_user(user_id: str, *, live_only: bool = True) -> list[SessionInfo]:
     return [_info(r) for r in rows]
 
 
-def _end_rows(session_ids: list[str], *, reason: str, now: dt.datetime) -> None:
-    """End sessions and revoke their tokens in a fixed number of statements.
+class LogoutReason(StrEnum):
+    """Why a session ended: recorded in the audit log and on the session."""
 
-    Offline refresh tokens (``offline_access``) survive a plain sign-out but
-    not a forced logout: the caller passes ``reason`` and this revokes them
-    for every reason except ``signout``."""
+    SIGNOUT = "signout"
+    """The person signed out of this browser (offline tokens survive)."""
+    RP_LOGOUT = "rp_logout"
+    """A relying service asked (RP-initiated logout; offline tokens survive)."""
+    USER_REVOKED = "user_revoked"
+    """The person ended another of their sessions ("sign out other devices")."""
+    ADMIN = "admin"
+    REFRESH_TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 - a reason, not a secret
+    ACCOUNT_DISABLED = "account_disabled"
+    ACCOUNT_DELETED = "account_deleted"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a reason, not a secret
+    SUSPICIOUS_ACTIVITY = "suspicious_activity"
+    REPLACED = "replaced"
+    """Another account signed in on the same browser."""
+
+
+_KEEPS_OFFLINE_TOKENS = frozenset({LogoutReason.SIGNOUT, LogoutReason.RP_LOGOUT})
+
+
+@dataclass(frozen=True, slots=True)
+class LogoutReport:
+    session_ids: tuple[str, ...]
+    """The sessions this call ended (already ended ones are not repeated)."""
+    notified_client_ids: tuple[str, ...]
+    """Clients queued a back-channel logout token."""
+
+
+def force_logout(
+    *,
+    reason: LogoutReason,
+    actor: str,
+    session_ids: Sequence[str] = (),
+    user_id: str | None = None,
+    keep: str | None = None,
+    ip: str | None = None,
+    commit: bool = True,
+) -> LogoutReport:
+    """End sessions everywhere, now: the one path of every sign-out.
+
+    Ends the sessions named (and, with ``user_id``, every live session of
+    that person except ``keep``), revokes every refresh and access token
+    issued under them (offline refresh tokens survive only the person's own
+    sign-out), writes an audit event per session, and queues a back-channel
+    logout token for each client that holds tokens from them and registered
+    a ``backchannel_logout_uri`` -- all in one transaction, in a fixed number
+    of statements whatever the count.  Safe to retry: an ended session is
+    not ended (or announced) twice."""
+    now = clock.now()
+    query = select(SignInSession.id, SignInSession.user_id).where(SignInSession.ended_at.is_(None))
+    if user_id is not None:
+        query = query.where(SignInSession.user_id == user_id)
+        if session_ids:
+            query = query.where(SignInSession.id.in_(list(session_ids)))
+    elif session_ids:
+        query = query.where(SignInSession.id.in_(list(session_ids)))
+    else:
+        return LogoutReport(session_ids=(), notified_client_ids=())
+    if keep is not None:
+        query = query.where(SignInSession.id != keep)
+    ended = [(row.id, row.user_id) for row in db.session.execute(query)]
+    notified: list[str] = []
+    if ended:
+        ids = [sid for sid, _ in ended]
+        notified = backchannel.queue_logouts(ended, now=now)
+        _end_rows(ids, reason=reason, now=now)
+        events.record_many(
+            "session.ended",
+            [
+                {"user_id": uid, "session_id": sid, "ip": ip, "reason": str(reason), "actor": actor}
+                for sid, uid in ended
+            ],
+        )
+    if commit:
+        db.session.commit()
+    return LogoutReport(
+        session_ids=tuple(sid for sid, _ in ended), notified_client_ids=tuple(notified)
+    )
+
+
+def _end_rows(session_ids: list[str], *, reason: LogoutReason, now: dt.datetime) -> None:
+    """End sessions and revoke their tokens: three statements, any count."""
     db.session.execute(
         update(SignInSession)
         .where(SignInSession.id.in_(session_ids), SignInSession.ended_at.is_(None))
-        .values(ended_at=now, end_reason=reason)
+        .values(ended_at=now, end_reason=str(reason))
     )
     refresh = update(RefreshToken).where(
         RefreshToken.session_id.in_(session_ids), RefreshToken.revoked_at.is_(None)
     )
-    if reason == "signout":
+    if reason in _KEEPS_OFFLINE_TOKENS:
         refresh = refresh.where(RefreshToken.offline.is_(False))
     db.session.execute(refresh.values(revoked_at=now))
     db.session.execute(
@@ -215,57 +324,14 @@ def _end_rows(session_ids: list[str], *, reason: str, now: dt.datetime) -> None:
     )
 
 
-def end(session_id: str, *, reason: str, actor: str, ip: str | None = None) -> None:
-    """End one session and revoke what was issued under it; commit.
+def purge_ended(before: dt.datetime) -> None:
+    """Delete sessions that ended or expired before ``before`` (the caller commits).
 
-    Safe to retry: ending an ended session changes nothing."""
-    row = db.session.get(SignInSession, session_id)
-    if row is None:
-        raise NotFoundError("no such session")
-    if row.ended_at is None:
-        _end_rows([session_id], reason=reason, now=clock.now())
-        events.record(
-            "session.ended",
-            user_id=row.user_id,
-            session_id=session_id,
-            ip=ip,
-            reason=reason,
-            actor=actor,
-        )
-    db.session.commit()
-
-
-def end_for_reuse(session_id: str) -> None:
-    """A refresh token of this session came back after use: end the session
-    and revoke everything issued under it (caller commits)."""
-    row = db.session.get(SignInSession, session_id)
-    if row is None or row.ended_at is not None:
-        return
-    _end_rows([session_id], reason="refresh_token_reuse", now=clock.now())
-    events.record(
-        "session.ended",
-        user_id=row.user_id,
-        session_id=session_id,
-        reason="refresh_token_reuse",
-        actor="system",
-    )
-
-
-def end_all_for_user(user_id: str, *, reason: str, actor: str) -> int:
-    """End every live session of a person in a fixed number of statements,
-    and commit.  Returns how many ended."""
-    now = clock.now()
-    ids = list(
-        db.session.scalars(
-            select(SignInSession.id).where(
-                SignInSession.user_id == user_id, SignInSession.ended_at.is_(None)
-            )
+    Kept a while after they end so that the person's and the admin's session
+    lists and the audit trail can still name them."""
+    db.session.execute(
+        delete(SignInSession).where(
+            (SignInSession.expires_at < before)
+            | (SignInSession.ended_at.is_not(None) & (SignInSession.ended_at < before))
         )
     )
-    if ids:
-        _end_rows(ids, reason=reason, now=now)
-        events.record(
-            "sessions.ended_all", user_id=user_id, reason=reason, actor=actor, count=len(ids)
-        )
-    db.session.commit()
-    return len(ids)

@@ -17,7 +17,7 @@ from base64 import urlsafe_b64encode
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from idp import clock, events, runtime
 from idp.clients import RelyingParty
@@ -34,6 +34,7 @@ __all__ = [
     "issue_access_token",
     "issue_refresh_token",
     "new_family_id",
+    "purge_expired",
     "revoke",
     "revoke_family",
     "sign_id_token",
@@ -246,7 +247,12 @@ def find_refresh_token(value: str, client_id: str) -> RefreshGrant | None:
             client_id=client_id,
             session_id=row.session_id,
         )
-        sessions.end_for_reuse(row.session_id)
+        sessions.force_logout(
+            session_ids=[row.session_id],
+            reason=sessions.LogoutReason.REFRESH_TOKEN_REUSE,
+            actor="system",
+            commit=False,
+        )
         db.session.commit()
         return None
     if row.revoked_at is not None or row.spent_at is not None or row.expires_at <= now:
@@ -405,3 +411,12 @@ def revoke(token: str, client: RelyingParty, hint: str | None = None) -> None:
         return
     revoke_family(row.family_id, reason="revoked_by_client")
     db.session.commit()
+
+
+def purge_expired(now: dt.datetime) -> None:
+    """Delete access-token records and refresh tokens past their expiry.
+
+    An expired token fails verification on its own ``exp``; its record is
+    only needed until then (the caller commits)."""
+    db.session.execute(delete(AccessToken).where(AccessToken.expires_at < now))
+    db.session.execute(delete(RefreshToken).where(RefreshToken.expires_at < now))

@@ -33,7 +33,7 @@ from idp.protocol.server import (
 from idp.ratelimit import client_key, limiter, token_limit
 from idp.sessions import SessionInfo
 
-__all__ = ["bearer", "discovery_document", "install", "json_error"]
+__all__ = ["bearer", "discovery_document", "install", "json_error", "json_response"]
 
 bp = Blueprint("protocol", __name__)
 _SERVER = "idp.authlib_server"
@@ -105,7 +105,8 @@ def discovery_document(issuer: str) -> dict[str, Any]:
     }
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON body that no cache keeps."""
     response = Response(
         json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json"
     )
@@ -125,7 +126,7 @@ def json_error(e: OAuthError, *, scheme: str = "Basic") -> Response:
             headers["WWW-Authenticate"] = 'Basic realm="idp"'
     elif e.status_code == 403 and scheme == "Bearer":
         headers["WWW-Authenticate"] = f'Bearer realm="idp", error="{e.error}"'
-    return _json(e.to_json(), e.status_code, headers)
+    return json_response(e.to_json(), e.status_code, headers)
 
 
 def _reject_repeated(values: Any, names: tuple[str, ...] | None = None) -> None:
@@ -362,7 +363,7 @@ def userinfo() -> Response:
         raise errors.InvalidTokenError("The account no longer exists.") from None
     if member.disabled:
         raise errors.InvalidTokenError("The account is disabled.")
-    return _json(accounts.userinfo_claims(member, access.scopes))
+    return json_response(accounts.userinfo_claims(member, access.scopes))
 
 
 def install(app: Flask, issuer: str) -> None:

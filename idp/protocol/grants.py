@@ -383,6 +383,8 @@ class OpenIDConnect:
         scopes = (grant.request.payload.scope or "").split()
         if "openid" in scopes and not grant.request.payload.redirect_uri:
             raise AuthlibInvalidRequest("redirect_uri is required for OpenID Connect requests.")
+        if "admin" in scopes:
+            raise AuthlibInvalidScope("The admin scope is granted by client_credentials only.")
         nonce = grant.request.payload.data.get("nonce")
         if nonce is not None and len(nonce) > 255:
             raise AuthlibInvalidRequest("nonce is too long.")
