@@ -33,6 +33,20 @@ def register(app: Flask) -> None:
     from consent_ui import account, consent, demo, logout, signin  # noqa: F401 - routes
     from idp import csrf
 
+    @bp.after_request
+    def _device_cookie(response: Response) -> Response:
+        # The device identifier is set at the first visit of any page, so
+        # that the first sign-in on this browser already records it.
+        from flask import request
+
+        from consent_ui.context import settings
+        from idp import cookies
+
+        already = any(c.startswith("idp_device=") for c in response.headers.getlist("Set-Cookie"))
+        if cookies.device_id(request) is None and not already:
+            cookies.ensure_device(request, response, settings())
+        return response
+
     app.register_blueprint(bp)
     # /logout checks CSRF itself on its confirmation POST only: a relying
     # party's own POST cannot carry our token and is handled like its GET.

@@ -1,14 +1,21 @@
-"""``/account``: the signed-in person's own pages."""
+"""``/account``: the signed-in person's own pages.
+
+Every page sends a signed-out person to sign in and back; every POST is
+CSRF-checked (Flask-WTF) before the view runs, and a signed-out POST
+changes nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from flask import redirect, request
 from werkzeug.wrappers import Response
 
 from consent_ui import bp
-from consent_ui.context import page, settings, signed_in
+from consent_ui.context import client_ip, page, settings, signed_in
+from idp import geo, sessions
 
 
 def require_signed_in() -> Response | None:
@@ -30,3 +37,65 @@ def account_home() -> Response:
 @bp.get("/")
 def home() -> Response:
     return redirect(settings().url("/account" if signed_in() else "/login"), 303)
+
+
+def _local(when: dt.datetime) -> str:
+    zone = ZoneInfo(settings().alerts.timezone)
+    return when.astimezone(zone).strftime("%Y/%m/%d %H:%M %Z")
+
+
+@bp.get("/account/sessions")
+def session_list() -> Response:
+    if (to_login := require_signed_in()) is not None:
+        return to_login
+    me = signed_in()
+    assert me is not None  # noqa: S101 - require_signed_in() returned None
+    rows = [
+        {
+            "id": s.id,
+            "device": s.device,
+            "ip": s.ip,
+            "country": geo.country_name(s.country),
+            "last_seen": _local(s.last_seen_at),
+            "created": _local(s.created_at),
+            "remember": s.remember,
+            "current": s.id == me.session.id,
+        }
+        for s in sessions.list_for_user(me.member.id)
+    ]
+    rows.sort(key=lambda r: not r["current"])
+    return page("sessions.html", rows=rows, notice=request.args.get("ended"))
+
+
+@bp.post("/account/sessions/<sid>/revoke")
+def revoke_session(sid: str) -> Response:
+    if (to_login := require_signed_in()) is not None:
+        return to_login
+    me = signed_in()
+    assert me is not None  # noqa: S101
+    if sid != me.session.id:
+        # user_id scopes the call: another person's sid matches nothing.
+        sessions.force_logout(
+            session_ids=[sid],
+            user_id=me.member.id,
+            reason=sessions.LogoutReason.USER_REVOKED,
+            actor=f"user:{me.member.id}",
+            ip=client_ip(),
+        )
+    return redirect(settings().url("/account/sessions?ended=1"), 303)
+
+
+@bp.post("/account/sessions/revoke-others")
+def revoke_other_sessions() -> Response:
+    if (to_login := require_signed_in()) is not None:
+        return to_login
+    me = signed_in()
+    assert me is not None  # noqa: S101
+    report = sessions.force_logout(
+        user_id=me.member.id,
+        keep=me.session.id,
+        reason=sessions.LogoutReason.USER_REVOKED,
+        actor=f"user:{me.member.id}",
+        ip=client_ip(),
+    )
+    return redirect(settings().url(f"/account/sessions?ended={len(report.session_ids)}"), 303)
