@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     el.add_argument("--user", required=True, metavar="U")
     el.add_argument("--json", action="store_true")
 
-    sub.add_parser("worker", help="deliver the outbox and purge expired rows until stopped")
+    work = sub.add_parser("worker", help="deliver the outbox and purge expired rows until stopped")
+    work.add_argument("--quiet", action="store_true", help="no start-up line")
     mail = sub.add_parser("mail", help="the outbox").add_subparsers(
         dest="action", required=True, parser_class=_Parser
     )
@@ -189,9 +190,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     elif schema.current_revision(settings.database.url) is None:
         _fail("the database has no schema yet: run 'idp init' first")
     if not args.no_worker:
-        from idp import create_app, worker
-
-        worker.start_thread(lambda: create_app(settings))
+        _start_worker_process(args.config)
     if args.debug:
         from idp import create_app
 
@@ -214,6 +213,23 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         http1_settings=HTTP1Settings(max_buffer_size=64 * 1024 + 16 * 1024),
         log_access=False,
     ).serve()
+
+
+def _start_worker_process(config_path: str | None) -> None:
+    """``idp worker`` beside the server, ended with it.
+
+    A child process rather than a thread: granian forks its workers, and a
+    thread holding a database connection across a fork is asking for a
+    deadlock.  The child shares the process group, so a signal to the
+    group (Ctrl-C, a service manager's stop) reaches both."""
+    import atexit
+    import subprocess
+
+    argv = [sys.executable, "-m", "idp.cli"]
+    if config_path:
+        argv += ["--config", config_path]
+    child = subprocess.Popen([*argv, "worker", "--quiet"])  # noqa: S603 - our own module
+    atexit.register(child.terminate)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -402,7 +418,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with _app(settings):
-        sys.stderr.write("idp: worker delivering the outbox (Ctrl-C stops)\n")
+        if not args.quiet:
+            sys.stderr.write("idp: worker delivering the outbox (Ctrl-C stops)\n")
         worker.run_forever(stop)
 
 
@@ -480,3 +497,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(f"{e.strerror or e}: {e.filename or ''}".rstrip(": "))
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

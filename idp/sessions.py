@@ -297,6 +297,19 @@ def force_logout(
                 for sid, uid in ended
             ],
         )
+    if user_id is not None and keep is None and reason not in _KEEPS_OFFLINE_TOKENS:
+        # Offline tokens outlive the sign-out of their session, not a forced
+        # logout of the whole account.
+        db.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        db.session.execute(
+            update(AccessToken)
+            .where(AccessToken.user_id == user_id, AccessToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
     if commit:
         db.session.commit()
     return LogoutReport(

@@ -1,7 +1,7 @@
 """The worker: drains the outbox and purges what expired.
 
-``idp worker`` runs :func:`run_forever` in its own process; ``idp serve``
-runs it in a background thread unless ``--no-worker``.  Any number may run
+``idp worker`` runs :func:`run_forever`; ``idp serve`` starts one beside
+itself unless ``--no-worker``.  Any number may run
 against one database (claims are leases, see ``idp.outbox``).
 
 Back-off between attempts doubles from 1 s to at most 30 s; a message whose
@@ -19,7 +19,7 @@ from idp import backchannel, clock, codes, events, interactions, outbox, session
 from idp.db import db
 from idp.outbox import OutboxItem
 
-__all__ = ["backoff", "purge_expired", "run_forever", "run_once", "start_thread"]
+__all__ = ["backoff", "purge_expired", "run_forever", "run_once"]
 
 log = logging.getLogger("idp.worker")
 
@@ -108,17 +108,3 @@ def run_forever(stop: threading.Event, *, poll_seconds: float = 0.5) -> None:
             db.session.remove()
         if not busy:
             stop.wait(poll_seconds)
-
-
-def start_thread(make_app: Callable[[], object]) -> tuple[threading.Thread, threading.Event]:
-    """Run the worker in a daemon thread with its own app (``idp serve``)."""
-    stop = threading.Event()
-
-    def target() -> None:
-        app = make_app()
-        with app.app_context():  # type: ignore[attr-defined]
-            run_forever(stop)
-
-    thread = threading.Thread(target=target, name="idp-worker", daemon=True)
-    thread.start()
-    return thread, stop

@@ -17,6 +17,7 @@ class AccessToken(Base):
     __table_args__ = (
         Index("ix_access_tokens_family_id", "family_id"),
         Index("ix_access_tokens_session_id", "session_id"),
+        Index("ix_access_tokens_user_id", "user_id"),
     )
 
     jti: Mapped[str] = mapped_column(String(43), primary_key=True)
@@ -37,6 +38,7 @@ class RefreshToken(Base):
     __table_args__ = (
         Index("ix_refresh_tokens_family_id", "family_id"),
         Index("ix_refresh_tokens_session_id", "session_id"),
+        Index("ix_refresh_tokens_user_id", "user_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -74,6 +74,10 @@ class ClientAdapter(ClientMixin):  # type: ignore[misc]  # Authlib is untyped
 
     def get_allowed_scope(self, scope: str | None) -> str | None:
         asked = (scope or "").split()
+        if "offline_access" in asked and "offline_access" not in self.rp.scopes:
+            # A service that refuses long-lived sign-ins simply does not get
+            # offline access (OIDC Core 11 lets the provider ignore it).
+            asked.remove("offline_access")
         if not asked:
             return None
         if not set(asked) <= self.rp.scopes:

@@ -177,7 +177,6 @@ def start_live_idp(
             "127.0.0.1",
             "--port",
             str(port),
-            "--no-worker",
         ],
         env=env,
         cwd=root,

@@ -1,0 +1,290 @@
+"""Forced logout reaches every relying service by back-channel logout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.flows import SignedIn, introspect, sign_in, token_request
+from tests.support.harness import LiveIdp, authorization_url, callback_params, csrf_token, pkce_pair
+from tests.support.receiver import LogoutReceiver, eventually
+
+EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+@pytest.fixture
+def receiver() -> Iterator[LogoutReceiver]:
+    r = LogoutReceiver().up()
+    yield r
+    r.down()
+
+
+@pytest.fixture
+def admin_token(live_idp: LiveIdp) -> str:
+    admin = live_idp.create_client(
+        name="Ops", redirect_uris=[], grant_types=["client_credentials"], admin=True
+    )
+    reply = token_request(live_idp, admin, grant_type="client_credentials", scope="admin")
+    token: str = reply.json()["access_token"]
+    return token
+
+
+def _shop(live_idp: LiveIdp, receiver: LogoutReceiver, **kw: Any) -> Any:
+    return live_idp.create_client(backchannel_logout_uri=receiver.uri, **kw)
+
+
+def _claims(signed: SignedIn) -> dict[str, Any]:
+    import base64
+    import json
+
+    part = signed.tokens["id_token"].split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
+
+
+def _assert_logged_out_everywhere(live_idp: LiveIdp, signed: SignedIn) -> None:
+    refresh = token_request(
+        live_idp,
+        signed.client,
+        grant_type="refresh_token",
+        refresh_token=signed.tokens["refresh_token"],
+    )
+    assert refresh.json()["error"] == "invalid_grant"
+    assert introspect(live_idp, signed.client, signed.tokens["access_token"]) == {"active": False}
+    url = authorization_url(
+        live_idp,
+        signed.client,
+        prompt="none",
+        code_challenge=pkce_pair()[1],
+        code_challenge_method="S256",
+    )
+    assert callback_params(signed.browser.get(url))["error"] == "login_required"
+
+
+def _assert_logout_token(claims: dict[str, Any], live_idp: LiveIdp, signed: SignedIn) -> None:
+    assert claims["_header"]["typ"] == "logout+jwt"
+    assert claims["_header"]["kid"]
+    assert claims["iss"] == live_idp.url
+    assert claims["aud"] == signed.client.client.client_id
+    assert claims["sub"] == signed.member.id
+    assert claims["events"] == {EVENT: {}}
+    assert "nonce" not in claims
+    assert claims["exp"] - claims["iat"] == 120
+    assert abs(claims["iat"] - time.time()) < 60
+    assert claims["jti"]
+
+
+def test_admin_api_forced_logout_sends_a_verifiable_logout_token(
+    live_idp: LiveIdp, receiver: LogoutReceiver, admin_token: str
+) -> None:
+    signed = sign_in(live_idp, client=_shop(live_idp, receiver))
+    sid = _claims(signed)["sid"]
+    reply = requests.delete(
+        f"{live_idp.url}/admin/api/sessions/{sid}",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=10,
+    )
+    assert reply.status_code == 200
+    assert reply.json() == {"session_id": sid, "ended": True}
+    claims = eventually(lambda: receiver.claims_for(live_idp.url, sid=sid))[0]
+    _assert_logout_token(claims, live_idp, signed)
+    _assert_logged_out_everywhere(live_idp, signed)
+
+
+def test_the_persons_own_sign_out_sends_a_logout_token(
+    live_idp: LiveIdp, receiver: LogoutReceiver
+) -> None:
+    signed = sign_in(live_idp, client=_shop(live_idp, receiver))
+    page = signed.browser.get("/account")
+    signed.browser.post("/signout", {"csrf_token": csrf_token(page.text)})
+    sid = _claims(signed)["sid"]
+    _assert_logout_token(
+        eventually(lambda: receiver.claims_for(live_idp.url, sid=sid))[0], live_idp, signed
+    )
+    _assert_logged_out_everywhere(live_idp, signed)
+
+
+def test_rp_initiated_logout_sends_a_logout_token(
+    live_idp: LiveIdp, receiver: LogoutReceiver
+) -> None:
+    signed = sign_in(live_idp, client=_shop(live_idp, receiver))
+    signed.browser.get("/logout?id_token_hint=" + signed.tokens["id_token"])
+    sid = _claims(signed)["sid"]
+    assert eventually(lambda: receiver.claims_for(live_idp.url, sid=sid))
+    _assert_logged_out_everywhere(live_idp, signed)
+
+
+def test_refresh_token_reuse_ends_the_session_and_sends_a_logout_token(
+    live_idp: LiveIdp, receiver: LogoutReceiver
+) -> None:
+    signed = sign_in(live_idp, client=_shop(live_idp, receiver))
+    old = signed.tokens["refresh_token"]
+    rotated = token_request(
+        live_idp, signed.client, grant_type="refresh_token", refresh_token=old
+    ).json()
+    token_request(live_idp, signed.client, grant_type="refresh_token", refresh_token=old)
+    sid = _claims(signed)["sid"]
+    assert eventually(lambda: receiver.claims_for(live_idp.url, sid=sid))
+    signed.tokens = {**signed.tokens, **rotated}
+    _assert_logged_out_everywhere(live_idp, signed)
+
+
+def test_a_service_that_is_down_gets_the_logout_once_it_is_back(
+    live_idp: LiveIdp, admin_token: str
+) -> None:
+    receiver = LogoutReceiver()  # not listening yet: connection refused
+    signed = sign_in(live_idp, client=_shop(live_idp, receiver))
+    sid = _claims(signed)["sid"]
+    requests.delete(
+        f"{live_idp.url}/admin/api/sessions/{sid}",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=10,
+    )
+    time.sleep(1.5)  # let at least one delivery attempt fail against the closed port
+    receiver.up()
+    try:
+        claims = eventually(lambda: receiver.claims_for(live_idp.url, sid=sid), timeout=45)
+        _assert_logout_token(claims[0], live_idp, signed)
+        time.sleep(2)
+        assert len(receiver.claims_for(live_idp.url, sid=sid)) == 1  # 2xx: never sent again
+    finally:
+        receiver.down()
+
+
+def test_every_client_holding_tokens_from_the_session_is_told(
+    live_idp: LiveIdp, receiver: LogoutReceiver, admin_token: str
+) -> None:
+    member = live_idp.create_user()
+    shop = sign_in(live_idp, client=_shop(live_idp, receiver, name="Shop"), member=member)
+    travel = sign_in(
+        live_idp,
+        client=_shop(live_idp, receiver, name="Travel"),
+        member=member,
+        browser=shop.browser,
+    )
+    sid = _claims(shop)["sid"]
+    assert _claims(travel)["sid"] == sid  # one sign-in, two services
+    requests.post(
+        f"{live_idp.url}/admin/api/users/{member.id}/logout",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=10,
+    )
+    audiences = eventually(
+        lambda: (
+            {c["aud"] for c in receiver.claims_for(live_idp.url, sid=sid)}
+            == {
+                shop.client.client.client_id,
+                travel.client.client.client_id,
+            }
+        )
+    )
+    assert audiences
+
+
+def test_admin_api_lists_a_users_sessions(live_idp: LiveIdp, admin_token: str) -> None:
+    signed = sign_in(live_idp, remember=True)
+    for ref in (signed.member.id, signed.member.username):
+        reply = requests.get(
+            f"{live_idp.url}/admin/api/users/{ref}/sessions",
+            headers={"Authorization": f"Bearer {admin_token}"},
+            timeout=10,
+        )
+        assert reply.status_code == 200
+        (session,) = reply.json()["sessions"]
+        assert session["id"] == _claims(signed)["sid"]
+        assert session["ip"] == "127.0.0.1"
+        assert session["stay_signed_in"] is True
+
+
+def test_admin_api_without_a_token_is_401_with_www_authenticate(live_idp: LiveIdp) -> None:
+    for method, path in (
+        ("GET", "/admin/api/users/x/sessions"),
+        ("DELETE", "/admin/api/sessions/x"),
+        ("POST", "/admin/api/users/x/logout"),
+    ):
+        reply = requests.request(
+            method, live_idp.url + path, headers={"Accept": "text/html"}, timeout=10
+        )
+        assert reply.status_code == 401
+        assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+        assert reply.headers["Content-Type"].startswith("application/json")
+    bad = requests.get(
+        live_idp.url + "/admin/api/users/x/sessions",
+        headers={"Authorization": "Bearer nope"},
+        timeout=10,
+    )
+    assert bad.status_code == 401
+
+
+def test_admin_api_with_a_non_admin_token_is_403(live_idp: LiveIdp) -> None:
+    batch = live_idp.create_client(
+        name="Batch", redirect_uris=[], grant_types=["client_credentials"]
+    )
+    machine_token = token_request(live_idp, batch, grant_type="client_credentials").json()[
+        "access_token"
+    ]
+    user_token = sign_in(live_idp).tokens["access_token"]
+    for token in (machine_token, user_token):
+        reply = requests.get(
+            live_idp.url + "/admin/api/users/x/sessions",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert reply.status_code == 403
+        assert reply.json()["error"] == "insufficient_scope"
+
+
+def test_admin_api_unknown_user_or_session_is_404(live_idp: LiveIdp, admin_token: str) -> None:
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    for method, path in (
+        ("GET", "/admin/api/users/nobody/sessions"),
+        ("POST", "/admin/api/users/nobody/logout"),
+        ("DELETE", "/admin/api/sessions/no-such-session"),
+        ("GET", "/admin/api/users/%25/sessions"),
+    ):
+        reply = requests.request(method, live_idp.url + path, headers=headers, timeout=10)
+        assert reply.status_code == 404
+        assert reply.json() == {"error": "not_found"}
+
+
+def test_offline_tokens_survive_sign_out_but_not_a_forced_logout(
+    live_idp: LiveIdp, admin_token: str
+) -> None:
+    signed = sign_in(live_idp, remember=True, scope="openid offline_access")
+    assert signed.tokens["scope"] == "openid offline_access"
+    page = signed.browser.get("/account")
+    signed.browser.post("/signout", {"csrf_token": csrf_token(page.text)})
+    refreshed = token_request(
+        live_idp,
+        signed.client,
+        grant_type="refresh_token",
+        refresh_token=signed.tokens["refresh_token"],
+    )
+    assert refreshed.status_code == 200
+    requests.post(
+        f"{live_idp.url}/admin/api/users/{signed.member.id}/logout",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=10,
+    )
+    after = token_request(
+        live_idp,
+        signed.client,
+        grant_type="refresh_token",
+        refresh_token=refreshed.json()["refresh_token"],
+    )
+    assert after.status_code == 400
+    assert after.json()["error"] == "invalid_grant"
+
+
+def test_offline_access_needs_stay_signed_in(live_idp: LiveIdp) -> None:
+    signed = sign_in(live_idp, remember=False, scope="openid offline_access")
+    assert signed.tokens["scope"] == "openid"
+
+
+def test_a_client_that_refuses_stay_signed_in_never_gets_offline_access(live_idp: LiveIdp) -> None:
+    client = live_idp.create_client(stay_signed_in=False)
+    signed = sign_in(live_idp, client=client, remember=True, scope="openid offline_access")
+    assert signed.tokens["scope"] == "openid"

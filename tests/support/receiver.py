@@ -1,0 +1,85 @@
+"""A relying service's back-channel logout endpoint on a loopback port.
+
+It records every ``logout_token`` POSTed to it.  ``down()`` closes the
+listening socket (the service is unreachable: connection refused) and
+``up()`` opens it again on the same port, so tests can show that delivery
+is retried until the service is back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+import requests
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.support.services import free_port
+
+
+class LogoutReceiver:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.tokens: list[str] = []
+        self.status = 200
+        self._server: ThreadingHTTPServer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}/backchannel-logout"
+
+    def up(self) -> LogoutReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                with receiver._lock:
+                    receiver.tokens.extend(form.get("logout_token", []))
+                self.send_response(receiver.status)
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def claims_for(self, issuer: str, **match: str) -> list[dict[str, Any]]:
+        """The verified claims of every token received that match ``match``."""
+        jwks = KeySet.import_key_set(requests.get(issuer + "/jwks.json", timeout=5).json())
+        found = []
+        with self._lock:
+            received = list(self.tokens)
+        for token in received:
+            decoded = jwt.decode(token, jwks, algorithms=["RS256", "ES256"])
+            claims = {**decoded.claims, "_header": decoded.header}
+            if all(claims.get(k) == v for k, v in match.items()):
+                found.append(claims)
+        return found
+
+
+def eventually(check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Poll ``check`` until it returns something truthy, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {check}")
+        time.sleep(interval)
