@@ -6,9 +6,11 @@ sees are text inside ``role="alert"``."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, render_template
+from flask import Blueprint, Flask, render_template, request
 from werkzeug.wrappers import Response
 
+from consent_ui.context import settings
+from idp import cookies
 from idp.errors import AuthorizationPageError, InteractionError
 
 __all__ = ["error_page", "register"]
@@ -22,6 +24,16 @@ bp = Blueprint(
 )
 
 
+@bp.after_request
+def _device_cookie(response: Response) -> Response:
+    """The device identifier is set at the first visit of any page, so that
+    the first sign-in on this browser already records it."""
+    already = any(c.startswith("idp_device=") for c in response.headers.getlist("Set-Cookie"))
+    if cookies.device_id(request) is None and not already:
+        cookies.ensure_device(request, response, settings())
+    return response
+
+
 def error_page(status: int, message: str, *, title: str = "Something went wrong") -> Response:
     body = render_template("error.html", title=title, message=message)
     response = Response(body, status=status, mimetype="text/html")
@@ -32,20 +44,6 @@ def error_page(status: int, message: str, *, title: str = "Something went wrong"
 def register(app: Flask) -> None:
     from consent_ui import account, consent, demo, logout, signin  # noqa: F401 - routes
     from idp import csrf
-
-    @bp.after_request
-    def _device_cookie(response: Response) -> Response:
-        # The device identifier is set at the first visit of any page, so
-        # that the first sign-in on this browser already records it.
-        from flask import request
-
-        from consent_ui.context import settings
-        from idp import cookies
-
-        already = any(c.startswith("idp_device=") for c in response.headers.getlist("Set-Cookie"))
-        if cookies.device_id(request) is None and not already:
-            cookies.ensure_device(request, response, settings())
-        return response
 
     app.register_blueprint(bp)
     # /logout checks CSRF itself on its confirmation POST only: a relying

@@ -74,8 +74,16 @@ def enqueue_many(kind: str, payloads: list[dict[str, Any]], *, ttl: dt.timedelta
 def claim_due(limit: int = 50) -> list[OutboxItem]:
     """Lease up to ``limit`` due messages to this worker and commit the lease."""
     now = clock.now()
-    candidates = db.session.scalars(
-        select(OutboxMessage)
+    candidates = db.session.execute(
+        select(
+            OutboxMessage.id,
+            OutboxMessage.kind,
+            OutboxMessage.payload,
+            OutboxMessage.attempts,
+            OutboxMessage.created_at,
+            OutboxMessage.expires_at,
+            OutboxMessage.next_attempt_at,
+        )
         .where(
             OutboxMessage.delivered_at.is_(None),
             OutboxMessage.failed_at.is_(None),
@@ -90,7 +98,8 @@ def claim_due(limit: int = 50) -> list[OutboxItem]:
         result = db.session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row.id, OutboxMessage.next_attempt_at == row.next_attempt_at)
-            .values(next_attempt_at=now + LEASE, attempts=OutboxMessage.attempts + 1)
+            .values(next_attempt_at=now + LEASE, attempts=row.attempts + 1)
+            .execution_options(synchronize_session=False)
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]  # CursorResult
             claimed.append(
