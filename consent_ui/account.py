@@ -57,6 +57,7 @@ def session_list() -> Response:
             "ip": s.ip,
             "country": geo.country_name(s.country),
             "last_seen": _local(s.last_seen_at),
+            "last_seen_iso": s.last_seen_at.isoformat(),
             "created": _local(s.created_at),
             "remember": s.remember,
             "current": s.id == me.session.id,
@@ -64,7 +65,8 @@ def session_list() -> Response:
         for s in sessions.list_for_user(me.member.id)
     ]
     rows.sort(key=lambda r: not r["current"])
-    return page("sessions.html", rows=rows, notice=request.args.get("ended"))
+    ended = request.args.get("ended", "")
+    return page("sessions.html", rows=rows, ended=int(ended) if ended.isdigit() else 0)
 
 
 @bp.post("/account/sessions/<sid>/revoke")
@@ -73,16 +75,19 @@ def revoke_session(sid: str) -> Response:
         return to_login
     me = signed_in()
     assert me is not None  # noqa: S101
+    ended = 0
     if sid != me.session.id:
         # user_id scopes the call: another person's sid matches nothing.
-        sessions.force_logout(
-            session_ids=[sid],
-            user_id=me.member.id,
-            reason=sessions.LogoutReason.USER_REVOKED,
-            actor=f"user:{me.member.id}",
-            ip=client_ip(),
+        ended = len(
+            sessions.force_logout(
+                session_ids=[sid],
+                user_id=me.member.id,
+                reason=sessions.LogoutReason.USER_REVOKED,
+                actor=f"user:{me.member.id}",
+                ip=client_ip(),
+            ).session_ids
         )
-    return redirect(settings().url("/account/sessions?ended=1"), 303)
+    return redirect(settings().url(f"/account/sessions?ended={ended}"), 303)
 
 
 @bp.post("/account/sessions/revoke-others")

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from flask import g, render_template, request
 from werkzeug.wrappers import Response
 
-from idp import accounts, cookies, remote, runtime, sessions
+from idp import accounts, cookies, remote, runtime
 from idp.accounts import Member
 from idp.config import Settings
 from idp.errors import NotFoundError
@@ -38,7 +38,7 @@ def signed_in() -> SignedIn | None:
         cached: SignedIn | None = g.signed_in
         return cached
     s = settings()
-    session = sessions.resolve(cookies.session_value(request, s), s.session)
+    session = cookies.current_session(request, s)
     result = None
     if session is not None:
         try:

@@ -18,7 +18,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from idp import config, headers, ratelimit
+from idp import config, cookies, headers, ratelimit
 from idp.config import Settings
 from idp.db import absolute_url, configure_engine
 from idp.db import db as database  # not `db`: that would shadow the idp.db module
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.init_app(app)
     ratelimit.init_app(app, settings)
     headers.install(app)
+    cookies.install(app, settings)
 
     from idp.protocol import endpoints
 

@@ -4,20 +4,27 @@
 session's random value; ``idp_device`` the device identifier.  Both are
 ``HttpOnly``, ``SameSite=Lax``, ``Path=/`` and ``Secure`` on https.  A
 "Stay signed in" session gets a persistent cookie; otherwise the cookie
-dies with the browser (the server also ends it when idle)."""
+dies with the browser (the server also ends it when idle).
+
+A stay-signed-in cookie slides with its session: every response to a request
+that used it carries it again with the server's new expiry, so a person who
+comes back daily stays signed in until ``session.remember_max_days``."""
 
 from __future__ import annotations
 
-from flask import Request
+from flask import Flask, Request, g
 from werkzeug.wrappers import Response
 
-from idp import devices
+from idp import clock, devices, sessions
 from idp.config import Settings
+from idp.sessions import SessionInfo
 
 __all__ = [
     "clear_session",
+    "current_session",
     "device_id",
     "ensure_device",
+    "install",
     "session_cookie_name",
     "session_value",
     "set_session",
@@ -72,3 +79,42 @@ def ensure_device(request: Request, response: Response, settings: Settings) -> s
         samesite="Lax",
     )
     return value
+
+
+def current_session(request: Request, settings: Settings) -> SessionInfo | None:
+    """The live session behind this request's cookie, resolved once per request."""
+    if "idp_session_info" in g:
+        cached: SessionInfo | None = g.idp_session_info
+        return cached
+    value = session_value(request, settings)
+    info = sessions.resolve(value, settings.session)
+    g.idp_session_info = info
+    if info is not None and info.remember and value:
+        g.idp_session_slide = (value, info)
+    return info
+
+
+def install(app: Flask, settings: Settings) -> None:
+    """Re-send a stay-signed-in cookie with its slid expiry."""
+    name = session_cookie_name(settings)
+
+    @app.after_request
+    def _slide(response: Response) -> Response:
+        slide = g.pop("idp_session_slide", None)
+        if slide is None:
+            return response
+        if any(c.startswith(name + "=") for c in response.headers.getlist("Set-Cookie")):
+            return response  # signed in or out by this very request
+        value, info = slide
+        seconds = int((info.expires_at - clock.now()).total_seconds())
+        if seconds > 0:
+            response.set_cookie(
+                name,
+                value,
+                max_age=seconds,
+                path="/",
+                secure=settings.issuer_is_https,
+                httponly=True,
+                samesite="Lax",
+            )
+        return response

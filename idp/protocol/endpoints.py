@@ -162,7 +162,7 @@ def jwks() -> Response:
 
 def _current_session() -> tuple[SessionInfo | None, Member | None]:
     settings = runtime.current().settings
-    session = sessions.resolve(cookies.session_value(request, settings), settings.session)
+    session = cookies.current_session(request, settings)
     if session is None:
         return None, None
     try:

@@ -213,3 +213,22 @@ def test_the_session_cookie_is_httponly_and_samesite_lax(live_idp: LiveIdp) -> N
         assert "Path=/" in cookie
     assert "Max-Age" not in session
     assert "Expires" not in session
+
+
+def test_a_stay_signed_in_cookie_slides_with_use(live_idp: LiveIdp) -> None:
+    member = live_idp.create_user()
+    browser = Browser(live_idp.url)
+    browser.sign_in(browser.get("/login"), member.username, "correct horse 1", remember=True)
+    page = browser.get("/account")
+    (cookie,) = [c for c in page.raw.headers.getlist("Set-Cookie") if c.startswith("idp_session=")]
+    max_age = int(cookie.split("Max-Age=")[1].split(";")[0])
+    assert 30 * 86400 - 120 <= max_age <= 30 * 86400
+    assert "HttpOnly" in cookie
+
+
+def test_a_browser_session_cookie_is_not_made_persistent_by_use(live_idp: LiveIdp) -> None:
+    member = live_idp.create_user()
+    browser = Browser(live_idp.url)
+    browser.sign_in(browser.get("/login"), member.username, "correct horse 1")
+    page = browser.get("/account")
+    assert not [c for c in page.raw.headers.getlist("Set-Cookie") if c.startswith("idp_session=")]

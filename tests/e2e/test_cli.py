@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.harness import IDP, Backend, make_settings
+from tests.support.flows import sign_in
+from tests.support.harness import IDP, Backend, LiveIdp, make_settings
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +23,12 @@ def config_path(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> P
     path = root / "idp.toml"
     assert _idp(path, "init").returncode == 0
     return path
+
+
+@pytest.fixture
+def live_idp_cli(live_idp: LiveIdp) -> tuple[LiveIdp, Path]:
+    """The live server and its configuration file, for commands on its data."""
+    return live_idp, live_idp.config_path
 
 
 def _idp(config: Path | None, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -205,3 +212,69 @@ def test_users_disable_and_delete(config_path: Path) -> None:
     assert disabled["disabled"] is True
     assert _json(_idp(config_path, "users", "delete", "jiro", "--json"))["deleted"] is True
     _one_line_error(_idp(config_path, "users", "show", "jiro"))
+
+
+def test_sessions_list_and_revoke_through_the_cli(live_idp_cli: tuple[Any, Path]) -> None:
+    idp, config = live_idp_cli
+    signed = sign_in(idp)
+    listed = _json(_idp(config, "sessions", "list", "--user", signed.member.username, "--json"))
+    (session,) = listed["sessions"]
+    assert set(session) >= {
+        "id",
+        "device",
+        "ip",
+        "country",
+        "created_at",
+        "last_seen_at",
+        "stay_signed_in",
+    }
+    assert session["ip"] == "127.0.0.1"
+    revoked = _json(
+        _idp(
+            config,
+            "sessions",
+            "revoke",
+            "--session",
+            session["id"],
+            "--reason",
+            "suspicious_activity",
+            "--json",
+        )
+    )
+    assert revoked["ended"] == [session["id"]]
+    assert signed.browser.get("/account").status_code == 303
+    assert _json(_idp(config, "sessions", "list", "--user", signed.member.id, "--json")) == {
+        "sessions": []
+    }
+    kinds = [
+        e["kind"]
+        for e in _json(_idp(config, "events", "list", "--user", signed.member.id, "--json"))[
+            "events"
+        ]
+    ]
+    assert "session.ended" in kinds
+    assert "session.started" in kinds
+
+
+def test_sessions_revoke_by_user_ends_every_session(live_idp_cli: tuple[Any, Path]) -> None:
+    idp, config = live_idp_cli
+    member = idp.create_user()
+    first, second = sign_in(idp, member=member), sign_in(idp, member=member)
+    revoked = _json(_idp(config, "sessions", "revoke", "--user", member.username, "--json"))
+    assert len(revoked["ended"]) == 2
+    for signed in (first, second):
+        assert signed.browser.get("/account").status_code == 303
+
+
+def test_sessions_revoke_of_an_unknown_session_is_a_one_line_error(
+    live_idp_cli: tuple[Any, Path],
+) -> None:
+    _, config = live_idp_cli
+    assert "no such session" in _one_line_error(
+        _idp(config, "sessions", "revoke", "--session", "nope")
+    )
+
+
+def test_mail_flush_delivers_what_waits_now(live_idp_cli: tuple[Any, Path]) -> None:
+    _, config = live_idp_cli
+    assert _json(_idp(config, "mail", "flush", "--json"))["attempted"] >= 0
