@@ -19,8 +19,8 @@ import pytest
 from playwright.sync_api import BrowserContext, Page
 
 from idp import sessions
-from tests.support.browser import age_session, sign_in
-from tests.support.harness import LiveIdp
+from tests.support.browser import sign_in
+from tests.support.harness import LiveIdp, age_session
 
 pytest_plugins = ("tests.support.browser",)
 """Its fixtures: ``open_device``, ``persistent_browser`` (and the Chromium under them)."""

@@ -10,7 +10,14 @@ import pytest
 import requests
 
 from tests.support.flows import SignedIn, introspect, sign_in, token_request
-from tests.support.harness import LiveIdp, authorization_url, callback_params, csrf_token, pkce_pair
+from tests.support.harness import (
+    LiveIdp,
+    age_session,
+    authorization_url,
+    callback_params,
+    csrf_token,
+    pkce_pair,
+)
 from tests.support.receiver import LogoutReceiver, eventually
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -288,3 +295,20 @@ def test_a_client_that_refuses_stay_signed_in_never_gets_offline_access(live_idp
     client = live_idp.create_client(stay_signed_in=False)
     signed = sign_in(live_idp, client=client, remember=True, scope="openid offline_access")
     assert signed.tokens["scope"] == "openid"
+
+
+def test_a_bank_is_not_served_by_an_old_stay_signed_in_session(live_idp: LiveIdp) -> None:
+    bank = live_idp.create_client(name="Bank", stay_signed_in=False, first_party=True)
+    shop = live_idp.create_client(name="Shop", first_party=True)
+    signed = sign_in(live_idp, client=shop, remember=True)
+    age_session(
+        live_idp, _claims(signed)["sid"], minutes=live_idp.settings.session.idle_minutes + 1
+    )
+    pkce = {"code_challenge": pkce_pair()[1], "code_challenge_method": "S256"}
+    # The shop is still served by the long-lived sign-in...
+    assert "code" in callback_params(signed.browser.get(authorization_url(live_idp, shop, **pkce)))
+    # ...the bank asks again, and with prompt=none says so.
+    page = signed.browser.follow(signed.browser.get(authorization_url(live_idp, bank, **pkce)))
+    assert 'id="login-form"' in page.text
+    none = signed.browser.get(authorization_url(live_idp, bank, prompt="none", **pkce))
+    assert callback_params(none)["error"] == "login_required"

@@ -31,26 +31,19 @@ are errors).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
-from sqlalchemy import update
 
-from idp.db import db
-from idp.models import SignInSession
 from tests.support.harness import LiveIdp
 
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
-    "age_session",
     "chromium",
-    "eventually",
     "launch_chromium",
     "launch_persistent",
     "open_device",
@@ -169,47 +162,3 @@ def sign_in(
     with page.expect_navigation():
         form.locator("button[type=submit]").click()
     return page
-
-
-def eventually(fn: Callable[[], T], timeout: float = 10, interval: float = 0.05) -> T:
-    """``fn()``'s first truthy value, polled until ``timeout`` seconds pass.
-
-    For what happens on its own time (a delivery, another process): a test
-    waits for the outcome, never for a guessed duration."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {value!r} after {timeout} s")
-        time.sleep(interval)
-
-
-def age_session(idp: LiveIdp, session_id: str, minutes: float) -> None:
-    """The person walks away for ``minutes``: move the session into the past.
-
-    The server decides whether a session is still alive only from what the
-    database holds (``expires_at``, slid from ``last_seen_at`` on use), never
-    from the cookie or its own memory, so moving every time of the session
-    back by the same amount is, to the server, exactly that much time passing
-    with the browser unused.  The live server is another process, so freezing
-    ``idp.clock`` here would not reach it.
-
-    Only ``idp.sessions`` writes sessions in the product; a test may, to stand
-    in for the clock."""
-    back = dt.timedelta(minutes=minutes)
-    with idp.services():
-        row = db.session.get(SignInSession, session_id)
-        assert row is not None, f"no session {session_id}"
-        db.session.execute(
-            update(SignInSession)
-            .where(SignInSession.id == session_id)
-            .values(
-                last_seen_at=row.last_seen_at - back,
-                created_at=row.created_at - back,
-                auth_time=row.auth_time - back,
-                expires_at=row.expires_at - back,
-            )
-        )
-        db.session.commit()

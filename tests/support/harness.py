@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import hashlib
 import os
 import re
@@ -24,14 +25,17 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import requests
+from sqlalchemy import update
 
 from idp import config
 from idp.config import Settings
 from tests.support.services import free_port
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 IDP = str(Path(sys.executable).with_name("idp"))
@@ -343,3 +347,50 @@ def callback_params(response: requests.Response) -> dict[str, str]:
     assert response.status_code in (302, 303), (response.status_code, response.text[:300])
     location = response.headers["Location"]
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def eventually(fn: Callable[[], T], timeout: float = 10, interval: float = 0.05) -> T:
+    """``fn()``'s first truthy value, polled until ``timeout`` seconds pass.
+
+    For what happens on its own time (a delivery, another process): a test
+    waits for the outcome, never for a guessed duration."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {value!r} after {timeout} s")
+        time.sleep(interval)
+
+
+def age_session(idp: LiveIdp, session_id: str, minutes: float) -> None:
+    """The person walks away for ``minutes``: move the session into the past.
+
+    The server decides whether a session is still alive only from what the
+    database holds (``expires_at``, slid from ``last_seen_at`` on use), never
+    from the cookie or its own memory, so moving every time of the session
+    back by the same amount is, to the server, exactly that much time passing
+    with the browser unused.  The live server is another process, so freezing
+    ``idp.clock`` here would not reach it.
+
+    Only ``idp.sessions`` writes sessions in the product; a test may, to stand
+    in for the clock."""
+    from idp.db import db
+    from idp.models import SignInSession
+
+    back = dt.timedelta(minutes=minutes)
+    with idp.services():
+        row = db.session.get(SignInSession, session_id)
+        assert row is not None, f"no session {session_id}"
+        db.session.execute(
+            update(SignInSession)
+            .where(SignInSession.id == session_id)
+            .values(
+                last_seen_at=row.last_seen_at - back,
+                created_at=row.created_at - back,
+                auth_time=row.auth_time - back,
+                expires_at=row.expires_at - back,
+            )
+        )
+        db.session.commit()

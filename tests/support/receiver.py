@@ -8,8 +8,6 @@ is retried until the service is back."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -18,7 +16,10 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from tests.support.harness import eventually
 from tests.support.services import free_port
+
+__all__ = ["LogoutReceiver", "eventually"]
 
 
 class LogoutReceiver:
@@ -71,15 +72,3 @@ class LogoutReceiver:
             if all(claims.get(k) == v for k, v in match.items()):
                 found.append(claims)
         return found
-
-
-def eventually(check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.1) -> Any:
-    """Poll ``check`` until it returns something truthy, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {check}")
-        time.sleep(interval)
