@@ -42,7 +42,15 @@ def error_page(status: int, message: str, *, title: str = "Something went wrong"
 
 
 def register(app: Flask) -> None:
-    from consent_ui import account, consent, demo, logout, signin  # noqa: F401 - routes
+    from consent_ui import (  # noqa: F401 - routes
+        account,
+        consent,
+        demo,
+        logout,
+        passkeys,
+        qr,
+        signin,
+    )
     from idp import csrf
 
     app.register_blueprint(bp)

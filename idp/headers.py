@@ -18,6 +18,7 @@ CSP = (
 )
 
 _NO_STORE_PREFIXES = ("/login", "/consent", "/account", "/logout", "/qr", "/authorize", "/admin")
+_NO_REFERRER_PREFIXES = ("/qr/", "/login/qr")
 
 
 def install(app: Flask) -> None:
@@ -29,6 +30,8 @@ def install(app: Flask) -> None:
         h.setdefault("Content-Security-Policy", CSP.format(form_targets="https: http:"))
         h["X-Frame-Options"] = "DENY"
         h["X-Content-Type-Options"] = "nosniff"
+        if request.path.startswith(_NO_REFERRER_PREFIXES):
+            h["Referrer-Policy"] = "no-referrer"  # the QR token must not leak
         h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         if request.path.startswith(_NO_STORE_PREFIXES) and "Cache-Control" not in h:
             h["Cache-Control"] = "no-store"

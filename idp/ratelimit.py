@@ -17,7 +17,7 @@ from flask_limiter import Limiter
 from idp import remote, runtime
 from idp.config import Settings
 
-__all__ = ["client_key", "limiter", "signin_key", "signin_limit", "token_limit"]
+__all__ = ["client_key", "ip_key", "limiter", "signin_key", "signin_limit", "token_limit"]
 
 
 def _ip() -> str:
@@ -25,6 +25,11 @@ def _ip() -> str:
 
 
 limiter = Limiter(key_func=_ip, headers_enabled=True, strategy="moving-window")
+
+
+def ip_key() -> str:
+    """Per client IP: ceremonies that name no account until they succeed."""
+    return f"ip|{_ip()}"
 
 
 def signin_key() -> str:

@@ -15,7 +15,18 @@ import logging
 import threading
 from collections.abc import Callable
 
-from idp import backchannel, clock, codes, events, interactions, outbox, sessions, tokens
+from idp import (
+    backchannel,
+    clock,
+    codes,
+    events,
+    interactions,
+    outbox,
+    passkeys,
+    qr,
+    sessions,
+    tokens,
+)
 from idp.db import db
 from idp.outbox import OutboxItem
 
@@ -86,6 +97,8 @@ def purge_expired() -> None:
     codes.purge_expired(now)
     interactions.purge_expired(now)
     tokens.purge_expired(now)
+    passkeys.purge_expired(now)
+    qr.purge_expired(now)
     sessions.purge_ended(now - dt.timedelta(days=30))
     outbox.purge_finished(KEEP_FINISHED)
     db.session.commit()

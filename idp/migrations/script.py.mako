@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import idp.db  # noqa: F401 - column types used by autogenerate
+import idp.db  # noqa: F401 - autogenerate refers to idp.db.UtcDateTime and JsonList
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

@@ -6,6 +6,8 @@ from idp.models.consents import Consent
 from idp.models.events import AuditEvent
 from idp.models.interactions import Interaction
 from idp.models.outbox import OutboxMessage
+from idp.models.passkeys import Passkey, WebauthnChallenge
+from idp.models.qr import QrRequest
 from idp.models.sessions import SignInSession
 from idp.models.tokens import AccessToken, RefreshToken
 from idp.models.users import User
@@ -18,7 +20,10 @@ __all__ = [
     "Consent",
     "Interaction",
     "OutboxMessage",
+    "Passkey",
+    "QrRequest",
     "RefreshToken",
     "SignInSession",
     "User",
+    "WebauthnChallenge",
 ]

@@ -1,0 +1,193 @@
+"""QR sign-in pages: the device that wants to sign in, and the approving phone.
+
+``/login/qr`` (the "PC") starts a request, binds it to this browser with the
+``idp_qr`` cookie and shows the QR code, its link and the number; its
+script polls ``/login/qr/<id>/status`` and collects the approval.  ``/qr/<token>``
+(the link in the QR) shows the phone who asks and offers three numbers.
+Both send ``Referrer-Policy: no-referrer`` (the token must not leak to
+another site) and ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from flask import jsonify, request
+from werkzeug.wrappers import Response
+
+from consent_ui import bp
+from consent_ui.context import client_ip, page, safe_next, settings
+from consent_ui.signin import complete_sign_in
+from idp import devices, geo, interactions, qr, remote
+from idp.errors import InteractionError
+from idp.passkeys import PasskeyError
+from idp.qr import QrError
+from idp.ratelimit import ip_key, limiter, signin_limit
+
+BINDING_COOKIE = "idp_qr"
+
+
+def _private(response: Response) -> Response:
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _json_error(message: str, status: int = 400, **extra: Any) -> Response:
+    response: Response = jsonify({"error": "refused", "message": message, **extra})
+    response.status_code = status
+    return _private(response)
+
+
+# --- the device that wants to sign in ------------------------------------------------
+
+
+@bp.get("/login/qr")
+@limiter.limit(signin_limit, key_func=ip_key)
+def qr_show() -> Response:
+    interaction = request.args.get("interaction", "")
+    if interaction:
+        interactions.load(interaction)  # unusable: an error page
+        return_to = f"interaction:{interaction}"
+    else:
+        return_to = safe_next(request.args.get("next"))
+    started = qr.start(ip=client_ip(), user_agent=remote.user_agent(request), return_to=return_to)
+    s = settings()
+    response = page(
+        "qr_show.html",
+        public_id=started.public_id,
+        url=started.url,
+        svg=qr.svg(started.url),
+        match_code=started.match_code,
+        ttl_seconds=s.qr.ttl_seconds,
+        back=s.url(f"/login?interaction={quote(interaction)}" if interaction else "/login"),
+    )
+    response.set_cookie(
+        BINDING_COOKIE,
+        started.binding,
+        max_age=s.qr.ttl_seconds + 60,
+        path="/login/qr",
+        secure=s.issuer_is_https,
+        httponly=True,
+        samesite="Lax",
+    )
+    return _private(response)
+
+
+@bp.get("/login/qr/<public_id>/status")
+def qr_status(public_id: str) -> Response:
+    try:
+        status = qr.status(public_id, request.cookies.get(BINDING_COOKIE))
+    except QrError as e:
+        return _json_error(e.message, 404)
+    return _private(jsonify({"state": status.state}))
+
+
+@bp.post("/login/qr/<public_id>/collect")
+def qr_collect(public_id: str) -> Response:
+    try:
+        user_id, status = qr.collect(public_id, request.cookies.get(BINDING_COOKIE))
+    except QrError as e:
+        return _json_error(e.message)
+    interaction = None
+    next_path = None
+    if status.return_to.startswith("interaction:"):
+        interaction = status.return_to.removeprefix("interaction:")
+    else:
+        next_path = status.return_to
+    response = jsonify({})
+    try:
+        target = complete_sign_in(
+            response,
+            member_id=user_id,
+            amr=list(qr.AMR),
+            remember=False,
+            interaction=interaction,
+            next_path=next_path,
+        )
+    except InteractionError as e:
+        return _json_error(str(e))
+    response.set_data(jsonify({"redirect": target}).get_data())
+    response.delete_cookie(BINDING_COOKIE, path="/login/qr")
+    return _private(response)
+
+
+# --- the registered device that approves -----------------------------------------------
+
+
+def _approval_page(token: str, *, error: str | None = None, done: bool = False) -> Response:
+    try:
+        status = qr.describe(token)
+    except QrError as e:
+        return _private(page("qr_approve.html", 404, ask=None, error=e.message, token=token))
+    s = settings()
+    from zoneinfo import ZoneInfo
+
+    when = status.created_at.astimezone(ZoneInfo(s.alerts.timezone)).strftime("%Y/%m/%d %H:%M %Z")
+    if error is None and not done and status.state != "pending":
+        error = {
+            "denied": "This sign-in request was denied.",
+            "expired": "This sign-in request has expired.",
+        }.get(status.state, "This sign-in request was already used.")
+    return _private(
+        page(
+            "qr_approve.html",
+            200 if error is None else 400,
+            ask=status,
+            token=token,
+            error=error,
+            done=done,
+            device=devices.describe(status.requester_user_agent),
+            country=geo.country_name(status.requester_country),
+            when=when,
+        )
+    )
+
+
+@bp.get("/qr/<token>")
+def qr_approve_page(token: str) -> Response:
+    """Opening the link is not a use: previews by mail and chat apps are harmless."""
+    return _approval_page(token)
+
+
+@bp.post("/qr/<token>/match")
+@limiter.limit(signin_limit, key_func=ip_key)
+def qr_match(token: str) -> Response:
+    number = str(
+        (request.get_json(silent=True) or {}).get("match") or request.form.get("match", "")
+    )
+    try:
+        options = qr.pick(token, number, ip=client_ip())
+    except QrError as e:
+        if request.is_json:
+            return _json_error(e.message)
+        return _approval_page(token, error=e.message)
+    if request.is_json:
+        return _private(jsonify({"publicKey": options}))
+    return _approval_page(
+        token, error="Your browser must run this page's script to confirm with a passkey."
+    )
+
+
+@bp.post("/qr/<token>/approve")
+@limiter.limit(signin_limit, key_func=ip_key)
+def qr_approve(token: str) -> Response:
+    body = request.get_json(silent=True)
+    credential = body.get("credential") if isinstance(body, dict) else None
+    if not isinstance(credential, dict):
+        return _json_error("The passkey answer is missing.")
+    try:
+        qr.approve(token, credential, ip=client_ip())
+    except (QrError, PasskeyError) as e:
+        return _json_error(getattr(e, "message", str(e)))
+    return _private(jsonify({"approved": True}))
+
+
+@bp.post("/qr/<token>/deny")
+def qr_deny(token: str) -> Response:
+    try:
+        qr.deny(token, ip=client_ip())
+    except QrError as e:
+        return _approval_page(token, error=e.message)
+    return _approval_page(token, error="You denied this sign-in request. Nobody was signed in.")

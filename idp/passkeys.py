@@ -1,0 +1,368 @@
+"""Passkeys (WebAuthn) with py_webauthn: register, sign in, list, rename, delete.
+
+* Registration asks for a discoverable credential (``residentKey:
+  required``) with user verification, so that sign-in needs no user ID.
+* Every challenge is random, stored only as its SHA-256, single use and
+  short-lived; a response is matched to its challenge through the
+  challenge echoed in ``clientDataJSON``, so nothing needs to be kept in
+  the browser between the two requests.
+* The relying-party ID and the allowed origins come from the settings
+  (``passkeys.rp_id``, ``passkeys.origins``), never from the request.
+* A sign count that goes backwards (a cloned authenticator) and an unknown
+  credential are refused with a readable message and recorded.
+
+py_webauthn's exceptions become :class:`PasskeyError` here, the one place
+that wraps the library (as warehouse's ``utils/webauthn.py`` does).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import webauthn
+from sqlalchemy import func, select, update
+from webauthn.helpers import exceptions as webauthn_errors
+from webauthn.helpers.structs import (
+    AuthenticatorSelectionCriteria,
+    AuthenticatorTransport,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from idp import accounts, clock, events, runtime
+from idp.accounts import Member
+from idp.db import db, secret_hash
+from idp.errors import IdpError, NotFoundError, UsageError
+from idp.models import Passkey, WebauthnChallenge
+
+__all__ = [
+    "AMR",
+    "CHALLENGE_TTL",
+    "PasskeyError",
+    "PasskeyInfo",
+    "authenticate",
+    "authentication_options",
+    "delete",
+    "list_for_user",
+    "register",
+    "registration_options",
+    "rename",
+]
+
+AMR = ["hwk", "user"]
+"""A passkey proves possession of a key (hwk) and user verification (user)."""
+CHALLENGE_TTL = dt.timedelta(seconds=120)
+TIMEOUT_MS = 60_000
+MAX_PASSKEYS = 20
+
+
+class PasskeyError(IdpError):
+    """A passkey ceremony was refused; ``message`` is what the person sees."""
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyInfo:
+    id: int
+    name: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    backed_up: bool
+    transports: tuple[str, ...]
+
+
+def _info(row: Passkey) -> PasskeyInfo:
+    return PasskeyInfo(
+        id=row.id,
+        name=row.name,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        backed_up=row.backed_up,
+        transports=tuple(row.transports),
+    )
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _new_challenge(
+    purpose: str,
+    *,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    qr_request_id: int | None = None,
+) -> bytes:
+    challenge = secrets.token_bytes(32)
+    now = clock.now()
+    db.session.add(
+        WebauthnChallenge(
+            challenge_hash=secret_hash(_b64url(challenge)),
+            purpose=purpose,
+            user_id=user_id,
+            session_id=session_id,
+            qr_request_id=qr_request_id,
+            created_at=now,
+            expires_at=now + CHALLENGE_TTL,
+        )
+    )
+    return challenge
+
+
+def _spend_challenge(credential: dict[str, Any], purpose: str) -> tuple[bytes, WebauthnChallenge]:
+    """The challenge this response answers, spent now; else PasskeyError."""
+    try:
+        client_data = json.loads(
+            base64.urlsafe_b64decode(_pad(credential["response"]["clientDataJSON"]))
+        )
+        echoed = str(client_data["challenge"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise PasskeyError("The passkey answer could not be read.", detail=str(e)) from e
+    row = db.session.scalar(
+        select(WebauthnChallenge).where(WebauthnChallenge.challenge_hash == secret_hash(echoed))
+    )
+    now = clock.now()
+    if row is None or row.purpose != purpose:
+        raise PasskeyError("This passkey request is unknown. Try again.")
+    if row.used_at is not None:
+        raise PasskeyError("This passkey request was already used. Try again.")
+    if row.expires_at <= now:
+        raise PasskeyError("This passkey request has expired. Try again.")
+    spent = db.session.execute(
+        update(WebauthnChallenge)
+        .where(WebauthnChallenge.id == row.id, WebauthnChallenge.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult
+        raise PasskeyError("This passkey request was already used. Try again.")
+    return base64.urlsafe_b64decode(_pad(echoed)), row
+
+
+def _pad(value: str) -> str:
+    return value + "=" * (-len(value) % 4)
+
+
+def _rp() -> tuple[str, list[str]]:
+    settings = runtime.current().settings
+    return settings.rp_id, list(settings.allowed_origins)
+
+
+def registration_options(member: Member, *, session_id: str) -> dict[str, Any]:
+    """Options for ``navigator.credentials.create()``; commits the challenge."""
+    rp_id, _ = _rp()
+    existing = db.session.scalars(
+        select(Passkey.credential_id).where(Passkey.user_id == member.id)
+    ).all()
+    options = webauthn.generate_registration_options(
+        rp_id=rp_id,
+        rp_name="Account",
+        user_id=uuid.UUID(member.id).bytes,
+        user_name=member.username,
+        user_display_name=member.name or member.username,
+        challenge=_new_challenge("register", user_id=member.id, session_id=session_id),
+        timeout=TIMEOUT_MS,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.REQUIRED,
+            user_verification=UserVerificationRequirement.REQUIRED,
+        ),
+        exclude_credentials=[PublicKeyCredentialDescriptor(id=c) for c in existing],
+    )
+    db.session.commit()
+    result: dict[str, Any] = json.loads(webauthn.options_to_json(options))
+    return result
+
+
+def register(
+    member: Member, credential: dict[str, Any], *, session_id: str, name: str = ""
+) -> PasskeyInfo:
+    """Verify a new passkey and store it; commits.  Raises PasskeyError."""
+    rp_id, origins = _rp()
+    challenge, row = _spend_challenge(credential, "register")
+    if row.user_id != member.id or row.session_id != session_id:
+        db.session.commit()
+        raise PasskeyError("This passkey request belongs to another sign-in. Try again.")
+    try:
+        verified = webauthn.verify_registration_response(
+            credential=credential,
+            expected_challenge=challenge,
+            expected_rp_id=rp_id,
+            expected_origin=origins,
+            require_user_verification=True,
+        )
+    except (
+        webauthn_errors.InvalidRegistrationResponse,
+        webauthn_errors.InvalidJSONStructure,
+        webauthn_errors.InvalidCBORData,
+        webauthn_errors.InvalidAuthenticatorDataStructure,
+        ValueError,
+        KeyError,
+        TypeError,
+    ) as e:
+        db.session.commit()  # the challenge stays spent
+        raise PasskeyError("The passkey could not be registered.", detail=str(e)) from e
+    count = db.session.scalar(select(func.count()).where(Passkey.user_id == member.id)) or 0
+    if count >= MAX_PASSKEYS:
+        db.session.commit()
+        raise PasskeyError(f"You already have {MAX_PASSKEYS} passkeys. Delete one first.")
+    taken = db.session.scalar(
+        select(Passkey.id).where(Passkey.credential_id == verified.credential_id)
+    )
+    if taken is not None:
+        db.session.commit()
+        raise PasskeyError("This passkey is already registered.")
+    transports = [
+        t for t in (credential.get("response", {}).get("transports") or []) if isinstance(t, str)
+    ]
+    valid = {t.value for t in AuthenticatorTransport}
+    now = clock.now()
+    passkey = Passkey(
+        user_id=member.id,
+        credential_id=verified.credential_id,
+        public_key=verified.credential_public_key,
+        sign_count=verified.sign_count,
+        transports=[t for t in transports if t in valid],
+        aaguid=str(verified.aaguid),
+        backup_eligible=verified.credential_device_type == "multi_device",
+        backed_up=verified.credential_backed_up,
+        name=_clean_name(name) or f"Passkey {count + 1}",
+        created_at=now,
+    )
+    db.session.add(passkey)
+    events.record("passkey.registered", user_id=member.id, session_id=session_id, name=passkey.name)
+    db.session.commit()
+    return _info(passkey)
+
+
+def authentication_options(
+    *, purpose: str = "signin", qr_request_id: int | None = None
+) -> dict[str, Any]:
+    """Options for ``navigator.credentials.get()`` asking for any discoverable
+    credential of this site (no user ID typed); commits the challenge."""
+    rp_id, _ = _rp()
+    options = webauthn.generate_authentication_options(
+        rp_id=rp_id,
+        challenge=_new_challenge(purpose, qr_request_id=qr_request_id),
+        timeout=TIMEOUT_MS,
+        user_verification=UserVerificationRequirement.REQUIRED,
+    )
+    db.session.commit()
+    result: dict[str, Any] = json.loads(webauthn.options_to_json(options))
+    return result
+
+
+def authenticate(
+    credential: dict[str, Any], *, purpose: str = "signin", ip: str | None = None
+) -> tuple[Member, int | None]:
+    """Verify a passkey answer; returns the member (and the QR request the
+    challenge was made for).  Commits; raises PasskeyError with a message a
+    person can read, after recording why."""
+    rp_id, origins = _rp()
+    challenge, row = _spend_challenge(credential, purpose)
+    raw_id = credential.get("rawId") or credential.get("id") or ""
+    try:
+        credential_id = base64.urlsafe_b64decode(_pad(str(raw_id)))
+    except ValueError:
+        credential_id = b""
+    passkey = db.session.scalar(select(Passkey).where(Passkey.credential_id == credential_id))
+    if passkey is None:
+        events.record("passkey.unknown", ip=ip)
+        db.session.commit()
+        raise PasskeyError("This passkey is not registered with any account.")
+    try:
+        verified = webauthn.verify_authentication_response(
+            credential=credential,
+            expected_challenge=challenge,
+            expected_rp_id=rp_id,
+            expected_origin=origins,
+            credential_public_key=passkey.public_key,
+            credential_current_sign_count=passkey.sign_count,
+            require_user_verification=True,
+        )
+    except (
+        webauthn_errors.InvalidAuthenticationResponse,
+        webauthn_errors.InvalidJSONStructure,
+        webauthn_errors.InvalidCBORData,
+        webauthn_errors.InvalidAuthenticatorDataStructure,
+        ValueError,
+        KeyError,
+        TypeError,
+    ) as e:
+        regression = "sign count" in str(e)
+        events.record(
+            "passkey.sign_count_regression" if regression else "passkey.refused",
+            user_id=passkey.user_id,
+            ip=ip,
+            passkey_id=passkey.id,
+            detail=str(e),
+        )
+        db.session.commit()
+        if regression:
+            raise PasskeyError(
+                "This passkey looks copied and was refused. Sign in with your password.",
+                detail=str(e),
+            ) from e
+        raise PasskeyError("The passkey could not be verified.", detail=str(e)) from e
+    member = accounts.get(passkey.user_id)
+    if member.disabled:
+        db.session.commit()
+        raise PasskeyError("This account is locked. Contact support to unlock it.")
+    passkey.sign_count = verified.new_sign_count
+    passkey.backed_up = verified.credential_backed_up
+    passkey.last_used_at = clock.now()
+    events.record("passkey.used", user_id=member.id, ip=ip, passkey_id=passkey.id, purpose=purpose)
+    db.session.commit()
+    return member, row.qr_request_id
+
+
+def list_for_user(user_id: str) -> list[PasskeyInfo]:
+    rows = db.session.scalars(
+        select(Passkey).where(Passkey.user_id == user_id).order_by(Passkey.created_at)
+    )
+    return [_info(r) for r in rows]
+
+
+def _clean_name(name: str) -> str:
+    return " ".join(name.split())[:64]
+
+
+def _own(user_id: str, passkey_id: int) -> Passkey:
+    row = db.session.get(Passkey, passkey_id)
+    if row is None or row.user_id != user_id:
+        raise NotFoundError("no such passkey")
+    return row
+
+
+def rename(user_id: str, passkey_id: int, name: str) -> PasskeyInfo:
+    cleaned = _clean_name(name)
+    if not cleaned:
+        raise UsageError("A passkey needs a name.")
+    row = _own(user_id, passkey_id)
+    row.name = cleaned
+    events.record("passkey.renamed", user_id=user_id, passkey_id=passkey_id)
+    db.session.commit()
+    return _info(row)
+
+
+def delete(user_id: str, passkey_id: int) -> None:
+    row = _own(user_id, passkey_id)
+    db.session.delete(row)
+    events.record("passkey.deleted", user_id=user_id, passkey_id=passkey_id, name=row.name)
+    db.session.commit()
+
+
+def purge_expired(now: dt.datetime) -> None:
+    """Delete challenges past their expiry (the caller commits)."""
+    from sqlalchemy import delete as sql_delete
+
+    db.session.execute(sql_delete(WebauthnChallenge).where(WebauthnChallenge.expires_at < now))
