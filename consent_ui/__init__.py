@@ -26,10 +26,11 @@ bp = Blueprint(
 
 @bp.after_request
 def _device_cookie(response: Response) -> Response:
-    """The device identifier is set at the first visit of any page, so that
-    the first sign-in on this browser already records it."""
+    """The device identifier is set at the first visit of any page (so that
+    the first sign-in on this browser already records it) and renewed for
+    400 days on every visit after."""
     already = any(c.startswith("idp_device=") for c in response.headers.getlist("Set-Cookie"))
-    if cookies.device_id(request) is None and not already:
+    if not already:
         cookies.ensure_device(request, response, settings())
     return response
 
