@@ -19,6 +19,7 @@
         ├── UnauthorizedClientError, UnsupportedGrantTypeError,
         ├── UnsupportedResponseTypeError, InvalidScopeError, AccessDeniedError,
         ├── LoginRequiredError, ConsentRequiredError, InteractionRequiredError,
+        ├── RequestNotSupportedError, RequestUriNotSupportedError,
         ├── InvalidTokenError, InsufficientScopeError, ServerError
         └── UnsupportedTokenTypeError
 
@@ -55,6 +56,8 @@ __all__ = [
     "NotFoundError",
     "OAuthError",
     "RateLimitedError",
+    "RequestNotSupportedError",
+    "RequestUriNotSupportedError",
     "ServerError",
     "SignInError",
     "UnauthorizedClientError",
@@ -187,6 +190,18 @@ class ConsentRequiredError(OAuthError):
 
 class InteractionRequiredError(OAuthError):
     error = "interaction_required"
+
+
+class RequestNotSupportedError(OAuthError):
+    """OIDC Core 3.1.2.6: the ``request`` parameter is not supported."""
+
+    error = "request_not_supported"
+
+
+class RequestUriNotSupportedError(OAuthError):
+    """OIDC Core 3.1.2.6: the ``request_uri`` parameter is not supported."""
+
+    error = "request_uri_not_supported"
 
 
 class InvalidTokenError(OAuthError):

@@ -219,11 +219,10 @@ def authorize() -> Response:
     settings = runtime.current().settings
     try:
         _reject_repeated(values)
-        if "request" in values or "request_uri" in values:
-            err: OAuthError = errors.InvalidRequestError(
-                "Request objects (request, request_uri) are not supported."
-            )
-            raise err
+        if "request" in values:
+            raise errors.RequestNotSupportedError("Request objects are not supported.")
+        if "request_uri" in values:
+            raise errors.RequestUriNotSupportedError("request_uri is not supported.")
         prompt_set = prompts.parse_prompt(values.get("prompt"))
         max_age = prompts.parse_max_age(values.get("max_age"))
         rp = grant.request.client.rp

@@ -77,7 +77,10 @@ def test_request_objects_are_not_supported(live_idp: LiveIdp) -> None:
     client = live_idp.create_client()
     url = authorization_url(live_idp, client, request="eyJhbGciOiJub25lIn0.e30.", **_pkce())
     params = callback_params(Browser(live_idp.url).get(url))
-    assert params["error"] == "invalid_request"
+    assert params["error"] == "request_not_supported"
+    url = authorization_url(live_idp, client, request_uri="https://evil.example/r", **_pkce())
+    params = callback_params(Browser(live_idp.url).get(url))
+    assert params["error"] == "request_uri_not_supported"
 
 
 def test_prompt_none_without_a_session_is_login_required(live_idp: LiveIdp) -> None:
