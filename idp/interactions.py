@@ -156,9 +156,10 @@ def deny_login(uid: str) -> InteractionInfo:
 
 
 def complete(uid: str) -> None:
-    """Spend the interaction so it cannot be resumed twice (caller commits)."""
+    """Spend the interaction so it cannot be resumed twice; commits."""
     row = _row(uid)
     row.completed_at = clock.now()
+    db.session.commit()
 
 
 def purge_expired(now: dt.datetime) -> None:

@@ -271,9 +271,6 @@ def resume(uid: str) -> Response:
     state = info.params.get("state")
     if info.error:
         interactions.complete(uid)
-        from idp.db import db
-
-        db.session.commit()
         return _redirect_error(errors.AccessDeniedError(), grant.redirect_uri, state)
     session, member = _current_session()
     if session is None or member is None or session.id != info.session_id:

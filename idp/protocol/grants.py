@@ -242,7 +242,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             acr=session.acr,
             ttl_seconds=settings.tokens.code_ttl_seconds,
         )
-        db.session.commit()  # with the interaction spent, if one was resumed
+        db.session.commit()
         params = [("code", code)]
         if payload.state:
             params.append(("state", payload.state))
