@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import ClientMixin, grants
 from authlib.oauth2.rfc6749.errors import (
     InvalidGrantError as AuthlibInvalidGrant,
@@ -24,7 +25,7 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from authlib.oauth2.rfc7636 import CodeChallenge
 
-from idp import accounts, clients, codes, runtime, tokens
+from idp import accounts, clients, clock, codes, runtime, sessions, tokens
 from idp.accounts import Member
 from idp.clients import RelyingParty
 from idp.db import db
@@ -144,21 +145,13 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
 
 
 def _session_alive(session_id: str) -> SessionInfo | None:
-    from idp import sessions
-
     try:
         info = sessions.get(session_id)
     except NotFoundError:
         return None
-    if info.ended_at is not None or info.expires_at <= _now():
+    if info.ended_at is not None or info.expires_at <= clock.now():
         return None
     return info
-
-
-def _now() -> dt.datetime:
-    from idp import clock
-
-    return clock.now()
 
 
 def _token_response(
@@ -220,10 +213,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def create_authorization_response(self, redirect_uri: str, grant_user: SignedIn) -> Any:
-        # Issue our code bound to the session; Authlib's base then only
-        # needs the Location.
-        from authlib.common.urls import add_params_to_uri
-
+        # Our code, bound to the session, and RFC 9207's ``iss`` beside it.
         settings = runtime.current().settings
         payload = self.request.payload
         session = grant_user.session
