@@ -15,7 +15,8 @@ from werkzeug.wrappers import Response
 
 from consent_ui import bp
 from consent_ui.context import client_ip, page, settings, signed_in
-from idp import geo, sessions
+from idp import accounts, geo, sessions
+from idp.errors import UsageError
 
 
 def require_signed_in() -> Response | None:
@@ -31,7 +32,22 @@ def require_signed_in() -> Response | None:
 def account_home() -> Response:
     if (to_login := require_signed_in()) is not None:
         return to_login
-    return page("account.html")
+    return page("account.html", saved=request.args.get("saved") == "1")
+
+
+@bp.post("/account")
+def account_save() -> Response:
+    """Only the name may change: gender and birth date are fixed at
+    registration, and a new email address needs its own verification."""
+    if (to_login := require_signed_in()) is not None:
+        return to_login
+    me = signed_in()
+    assert me is not None  # noqa: S101 - require_signed_in() returned None
+    try:
+        accounts.update_name(me.member.id, request.form.get("name", ""))
+    except UsageError as e:
+        return page("account.html", 400, error=str(e))
+    return redirect(settings().url("/account?saved=1"), 303)
 
 
 @bp.get("/")

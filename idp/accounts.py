@@ -33,6 +33,7 @@ __all__ = [
     "find",
     "get",
     "set_disabled",
+    "update_name",
     "userinfo_claims",
 ]
 
@@ -173,6 +174,22 @@ def authenticate(login: str, password: str, *, ip: str | None = None) -> Member:
         raise AccountDisabledError(detail="account disabled")
     if user.password_hash and passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
+        db.session.commit()
+    return _member(user)
+
+
+def update_name(user_id: str, name: str) -> Member:
+    """Change the display name (the only profile field a member may edit); commits."""
+    cleaned = " ".join(name.split())
+    if len(cleaned) > 200:
+        raise UsageError("The name must have at most 200 characters.")
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFoundError("no such user")
+    if user.name != cleaned:
+        user.name = cleaned
+        user.updated_at = clock.now()
+        events.record("account.name_changed", user_id=user_id)
         db.session.commit()
     return _member(user)
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from idp import accounts
 from tests.support.flows import sign_in
 from tests.support.harness import (
     Browser,
     LiveIdp,
     authorization_url,
     callback_params,
+    csrf_token,
     pkce_pair,
 )
 
@@ -235,3 +238,33 @@ def test_a_browser_session_cookie_is_not_made_persistent_by_use(live_idp: LiveId
     browser.sign_in(browser.get("/login"), member.username, "correct horse 1")
     page = browser.get("/account")
     assert not [c for c in page.raw.headers.getlist("Set-Cookie") if c.startswith("idp_session=")]
+
+
+def test_the_profile_form_changes_the_name_and_nothing_else(live_idp: LiveIdp) -> None:
+    member = live_idp.create_user(name="Old Name", gender="female", birthdate=dt.date(1990, 4, 1))
+    browser = Browser(live_idp.url)
+    page = browser.sign_in(browser.get("/login"), member.username, "correct horse 1")
+    assert 'id="profile-form"' in page.text
+    reply = browser.post(
+        "/account",
+        {
+            "csrf_token": csrf_token(page.text),
+            "name": "  New   Name ",
+            "gender": "male",
+            "birthdate": "2000-01-01",
+        },
+    )
+    assert reply.status_code == 303
+    with live_idp.services():
+        after = accounts.get(member.id)
+    assert after.name == "New Name"
+    assert after.gender == "female"
+    assert after.birthdate == dt.date(1990, 4, 1)
+
+
+def test_a_signed_out_profile_post_changes_nothing(live_idp: LiveIdp) -> None:
+    browser = Browser(live_idp.url)
+    page = browser.get("/login")
+    reply = browser.post("/account", {"csrf_token": csrf_token(page.text), "name": "Mallory"})
+    assert reply.status_code == 303
+    assert "/login" in reply.headers["Location"]
