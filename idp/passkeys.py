@@ -62,6 +62,18 @@ CHALLENGE_TTL = dt.timedelta(seconds=120)
 TIMEOUT_MS = 60_000
 MAX_PASSKEYS = 20
 
+_LIBRARY_ERRORS = (
+    webauthn_errors.InvalidRegistrationResponse,
+    webauthn_errors.InvalidAuthenticationResponse,
+    webauthn_errors.InvalidJSONStructure,
+    webauthn_errors.InvalidCBORData,
+    webauthn_errors.InvalidAuthenticatorDataStructure,
+    ValueError,
+    KeyError,
+    TypeError,
+)
+"""What py_webauthn (and malformed input it parses) raises: our PasskeyError."""
+
 
 class PasskeyError(IdpError):
     """A passkey ceremony was refused; ``message`` is what the person sees."""
@@ -200,15 +212,7 @@ def register(
             expected_origin=origins,
             require_user_verification=True,
         )
-    except (
-        webauthn_errors.InvalidRegistrationResponse,
-        webauthn_errors.InvalidJSONStructure,
-        webauthn_errors.InvalidCBORData,
-        webauthn_errors.InvalidAuthenticatorDataStructure,
-        ValueError,
-        KeyError,
-        TypeError,
-    ) as e:
+    except _LIBRARY_ERRORS as e:
         db.session.commit()  # the challenge stays spent
         raise PasskeyError("The passkey could not be registered.", detail=str(e)) from e
     count = db.session.scalar(select(func.count()).where(Passkey.user_id == member.id)) or 0
@@ -289,15 +293,7 @@ def authenticate(
             credential_current_sign_count=passkey.sign_count,
             require_user_verification=True,
         )
-    except (
-        webauthn_errors.InvalidAuthenticationResponse,
-        webauthn_errors.InvalidJSONStructure,
-        webauthn_errors.InvalidCBORData,
-        webauthn_errors.InvalidAuthenticatorDataStructure,
-        ValueError,
-        KeyError,
-        TypeError,
-    ) as e:
+    except _LIBRARY_ERRORS as e:
         regression = "sign count" in str(e)
         events.record(
             "passkey.sign_count_regression" if regression else "passkey.refused",
