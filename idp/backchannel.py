@@ -53,13 +53,12 @@ class DeliveryFailedError(Exception):
         self.permanent = permanent
 
 
-def queue_logouts(ended: list[tuple[str, str]], *, now: dt.datetime) -> list[str]:
+def queue_logouts(ended: list[tuple[str, str]]) -> list[str]:
     """Queue a logout for every client holding tokens from these sessions.
 
     ``ended`` is (sid, user_id) pairs.  One query finds the holders, one
     statement queues them.  Returns the client ids queued (the caller's
     transaction commits them with the logout itself)."""
-    del now
     if not ended:
         return []
     subs = dict(ended)

@@ -9,7 +9,6 @@ endpoint is limited per client."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 
 from flask import Flask, request
 from flask_limiter import Limiter
@@ -64,6 +63,3 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.config["RATELIMIT_KEY_PREFIX"] = "idp"
     app.config["RATELIMIT_SWALLOW_ERRORS"] = False
     limiter.init_app(app)
-
-
-LimitValue = Callable[[], str]

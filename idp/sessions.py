@@ -288,7 +288,7 @@ def force_logout(
     notified: list[str] = []
     if ended:
         ids = [sid for sid, _ in ended]
-        notified = backchannel.queue_logouts(ended, now=now)
+        notified = backchannel.queue_logouts(ended)
         _end_rows(ids, reason=reason, now=now)
         events.record_many(
             "session.ended",

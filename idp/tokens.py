@@ -130,10 +130,11 @@ def issue_access_token(
     return IssuedAccessToken(token=token, jti=jti, expires_in=ttl)
 
 
-def _half_hash(value: str, alg: str) -> str:
-    """``at_hash``: left half of the hash of the ASCII token (OIDC Core 3.1.3.6)."""
-    digest = hashlib.sha256(value.encode("ascii")).digest()  # RS256 and ES256 both use SHA-256
-    del alg
+def _half_hash(value: str) -> str:
+    """``at_hash``: left half of the SHA-256 of the ASCII token (OIDC Core 3.1.3.6).
+
+    SHA-256 because both algorithms we sign with (RS256, ES256) use it."""
+    digest = hashlib.sha256(value.encode("ascii")).digest()
     return urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
 
 
@@ -167,7 +168,7 @@ def sign_id_token(
     if nonce:
         claims["nonce"] = nonce
     if access_token:
-        claims["at_hash"] = _half_hash(access_token, rt.keys.active_alg)
+        claims["at_hash"] = _half_hash(access_token)
     return rt.keys.sign(claims, typ="JWT")
 
 
