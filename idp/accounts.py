@@ -39,7 +39,6 @@ __all__ = [
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s.]{1,63}$|^[^@\s]{1,64}@localhost$")
-GENDERS = ("female", "male", "other", "unspecified")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +91,9 @@ def create(
         raise UsageError("username must not contain '@'")
     if not _EMAIL.match(email):
         raise UsageError(f"email {email!r} is not an email address")
-    if gender is not None and gender not in GENDERS:
-        raise UsageError(f"gender must be one of {', '.join(GENDERS)}")
+    if gender is not None and not 1 <= len(gender.strip()) <= 32:
+        # OIDC Core 5.1: "female", "male", or another value the member chose.
+        raise UsageError("gender must be 1-32 characters (e.g. female, male)")
     if birthdate is not None and birthdate > clock.now().date():
         raise UsageError("birthdate must not be in the future")
     passwords.check_policy(password)
