@@ -38,6 +38,8 @@ __all__ = [
     "acr_for",
     "force_logout",
     "get",
+    "get_live",
+    "is_live",
     "list_for_user",
     "purge_ended",
     "resolve",
@@ -210,6 +212,28 @@ def get(session_id: str) -> SessionInfo:
     if row is None:
         raise NotFoundError("no such session")
     return _info(row)
+
+
+def get_live(session_id: str) -> SessionInfo | None:
+    """The session if it has neither ended nor expired, else None."""
+    row = db.session.get(SignInSession, session_id)
+    if row is None or row.ended_at is not None or row.expires_at <= clock.now():
+        return None
+    return _info(row)
+
+
+def is_live(session_id: str) -> bool:
+    """Whether the session has neither ended nor expired (one indexed lookup)."""
+    return (
+        db.session.scalar(
+            select(SignInSession.id).where(
+                SignInSession.id == session_id,
+                SignInSession.ended_at.is_(None),
+                SignInSession.expires_at > clock.now(),
+            )
+        )
+        is not None
+    )
 
 
 def list_for_user(user_id: str, *, live_only: bool = True) -> list[SessionInfo]:

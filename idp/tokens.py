@@ -19,11 +19,11 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from idp import clock, events, runtime
+from idp import clock, events, runtime, sessions
 from idp.clients import RelyingParty
 from idp.db import db, new_secret, secret_hash
 from idp.errors import InvalidTokenError
-from idp.models import AccessToken, RefreshToken, SignInSession
+from idp.models import AccessToken, RefreshToken
 
 __all__ = [
     "AccessClaims",
@@ -239,8 +239,6 @@ def find_refresh_token(value: str, client_id: str) -> RefreshGrant | None:
         return None
     now = clock.now()
     if row.spent_at is not None and row.revoked_at is None:
-        from idp import sessions  # sessions imports nothing of ours that imports us
-
         revoke_family(row.family_id, reason="refresh_token_reuse")
         events.record(
             "refresh_token.reused",
@@ -258,16 +256,8 @@ def find_refresh_token(value: str, client_id: str) -> RefreshGrant | None:
         return None
     if row.revoked_at is not None or row.spent_at is not None or row.expires_at <= now:
         return None
-    if not row.offline:
-        live = db.session.scalar(
-            select(SignInSession.id).where(
-                SignInSession.id == row.session_id,
-                SignInSession.ended_at.is_(None),
-                SignInSession.expires_at > now,
-            )
-        )
-        if live is None:
-            return None
+    if not row.offline and not sessions.is_live(row.session_id):
+        return None
     return RefreshGrant(
         id=row.id,
         family_id=row.family_id,
@@ -363,16 +353,8 @@ def introspect(token: str, client: RelyingParty, hint: str | None = None) -> dic
         or (row.client_id != client.client_id and not client.is_admin)
     ):
         return inactive
-    if not row.offline:
-        live = db.session.scalar(
-            select(SignInSession.id).where(
-                SignInSession.id == row.session_id,
-                SignInSession.ended_at.is_(None),
-                SignInSession.expires_at > now,
-            )
-        )
-        if live is None:
-            return inactive
+    if not row.offline and not sessions.is_live(row.session_id):
+        return inactive
     return {
         "active": True,
         "token_type": "refresh_token",

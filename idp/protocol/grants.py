@@ -25,7 +25,7 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from authlib.oauth2.rfc7636 import CodeChallenge
 
-from idp import accounts, clients, clock, codes, runtime, sessions, tokens
+from idp import accounts, clients, codes, runtime, sessions, tokens
 from idp.accounts import Member
 from idp.clients import RelyingParty
 from idp.db import db
@@ -144,16 +144,6 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
         super().validate_code_challenge(grant, redirect_uri)
 
 
-def _session_alive(session_id: str) -> SessionInfo | None:
-    try:
-        info = sessions.get(session_id)
-    except NotFoundError:
-        return None
-    if info.ended_at is not None or info.expires_at <= clock.now():
-        return None
-    return info
-
-
 def _token_response(
     *,
     client: RelyingParty,
@@ -247,7 +237,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         adapter: _CodeAdapter = self.request.authorization_code
         grant = adapter.grant
         rp: RelyingParty = self.request.client.rp
-        session = _session_alive(grant.session_id)
+        session = sessions.get_live(grant.session_id)
         try:
             member = accounts.get(grant.user_id)
         except NotFoundError:
