@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import g, render_template, request
+from flask import g, jsonify, render_template, request
 from werkzeug.wrappers import Response
 
 from idp import accounts, cookies, remote, runtime
@@ -15,7 +15,15 @@ from idp.config import Settings
 from idp.errors import NotFoundError
 from idp.sessions import SessionInfo
 
-__all__ = ["SignedIn", "client_ip", "page", "safe_next", "settings", "signed_in"]
+__all__ = [
+    "SignedIn",
+    "client_ip",
+    "page",
+    "refusal",
+    "safe_next",
+    "settings",
+    "signed_in",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +77,14 @@ def safe_next(value: str | None, default: str = "/account") -> str:
     if parts.scheme or parts.netloc:
         return default
     return value
+
+
+def refusal(message: str, status: int = 400, **extra: Any) -> Response:
+    """What the pages' scripts get when a ceremony is refused: JSON whose
+    ``message`` they show in a ``role="alert"`` element."""
+    response: Response = jsonify({"error": "refused", "message": message, **extra})
+    response.status_code = status
+    return response
 
 
 def page(template: str, status: int = 200, **context: Any) -> Response:

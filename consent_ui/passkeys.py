@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 
 from consent_ui import bp
 from consent_ui.account import require_signed_in
-from consent_ui.context import client_ip, page, settings, signed_in
+from consent_ui.context import client_ip, page, refusal, settings, signed_in
 from consent_ui.signin import complete_sign_in
 from idp import clock, interactions, passkeys
 from idp.errors import InteractionError, NotFoundError, UsageError
@@ -25,12 +25,6 @@ from idp.passkeys import PasskeyError
 from idp.ratelimit import ip_key, limiter, signin_limit
 
 RECENT_SIGN_IN = dt.timedelta(minutes=5)
-
-
-def _json_error(message: str, status: int = 400, **extra: Any) -> Response:
-    response: Response = jsonify({"error": "refused", "message": message, **extra})
-    response.status_code = status
-    return response
 
 
 def _body() -> dict[str, Any]:
@@ -55,13 +49,13 @@ def passkey_signin() -> Response:
     credential = body.get("credential")
     interaction = str(body.get("interaction") or "")
     if not isinstance(credential, dict):
-        return _json_error("The passkey answer is missing.")
+        return refusal("The passkey answer is missing.")
     try:
         if interaction:
             interactions.load(interaction)
         member, _ = passkeys.authenticate(credential, ip=client_ip())
     except (PasskeyError, InteractionError) as e:
-        return _json_error(getattr(e, "message", str(e)))
+        return refusal(getattr(e, "message", str(e)))
     response = jsonify({})
     target = complete_sign_in(
         response,
@@ -95,11 +89,11 @@ def passkey_list() -> Response:
 def _recent_sign_in_required() -> Response | None:
     me = signed_in()
     if me is None:
-        return _json_error(
+        return refusal(
             "Sign in first.", 401, redirect=settings().url("/login?next=/account/passkeys")
         )
     if clock.now() - me.session.auth_time > RECENT_SIGN_IN:
-        return _json_error(
+        return refusal(
             "For your security, sign in again before adding a passkey.",
             403,
             redirect=settings().url("/login?next=/account/passkeys"),
@@ -127,13 +121,13 @@ def passkey_register() -> Response:
     body = _body()
     credential = body.get("credential")
     if not isinstance(credential, dict):
-        return _json_error("The passkey answer is missing.")
+        return refusal("The passkey answer is missing.")
     try:
         info = passkeys.register(
             me.member, credential, session_id=me.session.id, name=str(body.get("name") or "")
         )
     except PasskeyError as e:
-        return _json_error(e.message)
+        return refusal(e.message)
     return jsonify(
         {"id": info.id, "name": info.name, "redirect": settings().url("/account/passkeys")}
     )

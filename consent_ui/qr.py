@@ -10,14 +10,13 @@ another site) and ``Cache-Control: no-store``.
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
 
 from flask import jsonify, request
 from werkzeug.wrappers import Response
 
 from consent_ui import bp
-from consent_ui.context import client_ip, page, safe_next, settings
+from consent_ui.context import client_ip, page, refusal, safe_next, settings
 from consent_ui.signin import complete_sign_in
 from idp import devices, geo, interactions, qr, remote
 from idp.errors import InteractionError
@@ -34,10 +33,8 @@ def _private(response: Response) -> Response:
     return response
 
 
-def _json_error(message: str, status: int = 400, **extra: Any) -> Response:
-    response: Response = jsonify({"error": "refused", "message": message, **extra})
-    response.status_code = status
-    return _private(response)
+def _json_error(message: str, status: int = 400) -> Response:
+    return _private(refusal(message, status))
 
 
 # --- the device that wants to sign in ------------------------------------------------
