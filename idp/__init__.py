@@ -18,7 +18,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from idp import config, cookies, headers, ratelimit
+from idp import clock, config, cookies, headers, ratelimit
 from idp.config import Settings
 from idp.db import absolute_url, configure_engine
 from idp.db import db as database  # not `db`: that would shadow the idp.db module
@@ -73,6 +73,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     ``IDP_CONFIG`` and ``IDP_*`` variables (the production entry point)."""
     if settings is None:
         settings = config.load(None, os.environ)
+    if settings.test_clock_file:
+        clock.follow_file(settings.test_clock_file)
     app = Flask("idp", static_folder=None)
     app.config.update(
         SECRET_KEY=_secret_key(settings),

@@ -88,6 +88,11 @@ class TokenSettings:
     bounded by its sign-in session."""
     code_ttl_seconds: int = 60
     interaction_ttl_seconds: int = 900
+    refresh_reuse_seconds: int = 10
+    """A confidential client presenting a refresh token it rotated less than
+    this many seconds ago gets a fresh pair instead of a forced logout
+    (overlapping requests of one web service); 0 turns the grace off.
+    Public clients never get it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,8 +182,13 @@ class Settings:
     logout: LogoutSettings = field(default_factory=LogoutSettings)
 
     embedded_defaults: bool = True
-    """True when no configuration file was named: only then does first run
-    create a demo account and client."""
+    """True when no configuration file was named and no ``IDP_<SECTION>_*``
+    variable set anything: only then does first run create a demo account
+    and client (a deployment configured by its environment is a deployment)."""
+    test_clock_file: str = ""
+    """``IDP_TEST_CLOCK_FILE``: the test suite moves a live server's clock by
+    the seconds written in this file.  Never set in production; it is no
+    key of any section, so no configuration file can set it."""
 
     # Derived values, computed once so that hot paths do no string work.
     @property
@@ -216,7 +226,9 @@ class Settings:
 
 
 SECTIONS: tuple[str, ...] = tuple(
-    f.name for f in dataclasses.fields(Settings) if f.name != "embedded_defaults"
+    f.name
+    for f in dataclasses.fields(Settings)
+    if f.name not in ("embedded_defaults", "test_clock_file")
 )
 
 
@@ -252,8 +264,12 @@ def load(path: str | Path | None, environ: Mapping[str, str]) -> Settings:
         raise ConfigError(
             f"unknown section or key '{unknown}' in {path}; sections are: {', '.join(SECTIONS)}"
         )
-    _reject_unknown_env(environ)
-    settings = Settings(**sections, embedded_defaults=path is None)
+    configured_by_environment = _reject_unknown_env(environ)
+    settings = Settings(
+        **sections,
+        embedded_defaults=path is None and not configured_by_environment,
+        test_clock_file=environ.get("IDP_TEST_CLOCK_FILE", ""),
+    )
     _check(settings)
     return settings
 
@@ -287,12 +303,16 @@ def _build_section(
     return cls(**values)
 
 
-def _reject_unknown_env(environ: Mapping[str, str]) -> None:
-    """A misspelt ``IDP_*`` variable stops start-up instead of being ignored.
+def _reject_unknown_env(environ: Mapping[str, str]) -> bool:
+    """A misspelt key of a known section stops start-up instead of being ignored.
 
-    ``IDP_CONFIG`` names the file; ``IDP_TEST_*`` is reserved for the test
-    suite's own switches."""
+    A variable whose part after ``IDP_`` names no section is not a setting
+    and is left alone: Kubernetes injects ``IDP_PORT`` and
+    ``IDP_SERVICE_HOST`` for a Service named ``idp``, and scripts keep their
+    own ``IDP_BIN``.  ``IDP_CONFIG`` names the file; ``IDP_TEST_*`` is the
+    test suite's.  Returns whether any variable set a setting."""
     hints = get_type_hints(Settings)
+    configured = False
     for name in environ:
         if not name.startswith("IDP_") or name == "IDP_CONFIG" or name.startswith("IDP_TEST_"):
             continue
@@ -306,12 +326,9 @@ def _reject_unknown_env(environ: Mapping[str, str]) -> None:
                     raise ConfigError(
                         f"unknown setting {name}: [{section}] takes {', '.join(sorted(fields))}"
                     )
+                configured = True
                 break
-        else:
-            raise ConfigError(
-                f"unknown setting {name}: IDP_<SECTION>_<KEY> with a section of "
-                f"{', '.join(SECTIONS)}"
-            )
+    return configured
 
 
 def _describe(tp: Any) -> str:
@@ -406,6 +423,7 @@ def _check(s: Settings) -> None:
     for key in (
         "server.trusted_proxies",
         "mail.smtp_port",
+        "tokens.refresh_reuse_seconds",
     ):
         _positive(s, key, 0)
     for key in (

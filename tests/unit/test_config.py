@@ -158,11 +158,25 @@ def test_env_variables_reserved_for_the_test_suite_are_left_alone() -> None:
     assert settings == Settings()
 
 
-def test_env_variable_with_a_misspelt_section_stops_start_up() -> None:
-    with pytest.raises(ConfigError) as excinfo:
-        config.load(None, {"IDP_SESION_IDLE_MINUTES": "10"})
+@pytest.mark.parametrize("name", ["IDP_PORT", "IDP_SERVICE_HOST", "IDP_BIN"])
+def test_env_variable_naming_no_section_is_not_a_setting(name: str) -> None:
+    # Kubernetes injects IDP_PORT and IDP_SERVICE_HOST for a Service named idp.
+    settings = config.load(None, {name: "tcp://10.0.0.1:5000"})
 
-    assert str(excinfo.value).startswith("unknown setting IDP_SESION_IDLE_MINUTES:")
+    assert settings == Settings()
+
+
+def test_a_setting_from_the_environment_makes_a_deployment_without_the_demo() -> None:
+    settings = config.load(None, {"IDP_DATABASE_URL": "postgresql+psycopg://db/idp"})
+
+    assert settings.embedded_defaults is False
+
+
+def test_the_test_clock_file_comes_only_from_its_test_variable() -> None:
+    settings = config.load(None, {"IDP_TEST_CLOCK_FILE": "/tmp/clock"})
+
+    assert settings.test_clock_file == "/tmp/clock"
+    assert settings.embedded_defaults is True
 
 
 # --- mistakes stop start-up, naming the key ----------------------------------------
