@@ -173,9 +173,9 @@ def test_a_setting_from_the_environment_makes_a_deployment_without_the_demo() ->
 
 
 def test_the_test_clock_file_comes_only_from_its_test_variable() -> None:
-    settings = config.load(None, {"IDP_TEST_CLOCK_FILE": "/tmp/clock"})
+    settings = config.load(None, {"IDP_TEST_CLOCK_FILE": "var/clock"})
 
-    assert settings.test_clock_file == "/tmp/clock"
+    assert settings.test_clock_file == "var/clock"
     assert settings.embedded_defaults is True
 
 
