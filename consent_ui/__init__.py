@@ -2,18 +2,30 @@
 
 Views call ``idp``'s services and never the database or Authlib (an
 import-linter contract in pyproject.toml enforces it).  Failures a person
-sees are text inside ``role="alert"``."""
+sees are text inside ``role="alert"``: our own fixed sentences, never an
+echo of what the request sent.  :func:`render_error` renders every error of
+a page-serving blueprint; the composition root calls it."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, render_template, request
+from flask import Blueprint, Flask, current_app, render_template, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from consent_ui.context import settings
 from idp import cookies
-from idp.errors import AuthorizationPageError, InteractionError
+from idp.csrf import CSRFError, protection
+from idp.errors import (
+    AuthorizationPageError,
+    IdpError,
+    InteractionError,
+    NotAllowedError,
+    NotFoundError,
+    RateLimitedError,
+)
+from idp.ratelimit import limit_retry_after
 
-__all__ = ["error_page", "register"]
+__all__ = ["bp", "error_page", "register", "render_error"]
 
 bp = Blueprint(
     "ui",
@@ -42,32 +54,82 @@ def error_page(status: int, message: str, *, title: str = "Something went wrong"
     return response
 
 
-def register(app: Flask) -> None:
+_AUTHORIZATION_ERRORS = {
+    "invalid_client": "The service that sent you here is not registered with us.",
+    "invalid_request": "The service sent an incomplete or malformed sign-in request.",
+    "invalid_scope": "The service asked for access it may not have.",
+    "unauthorized_client": "The service may not sign people in this way.",
+    "unsupported_response_type": "The service asked for a kind of answer we do not give.",
+    "request_not_supported": "The service sent a kind of request we do not support.",
+    "request_uri_not_supported": "The service sent a kind of request we do not support.",
+}
+
+_HTTP_TEXT = {
+    400: "The request could not be understood.",
+    404: "There is no page here.",
+    405: "This page cannot be used that way.",
+    413: "The request is too large.",
+    429: "Too many requests. Wait a minute and try again.",
+}
+
+
+def render_error(e: Exception) -> Response:
+    """Any error of a page, as a readable page with the right status."""
+    if isinstance(e, AuthorizationPageError):
+        message = _AUTHORIZATION_ERRORS.get(
+            e.error.error, "The service sent a sign-in request we cannot use."
+        )
+        return error_page(
+            400,
+            f"{message} Go back to the service and try again. (error: {e.error.error})",
+            title="This sign-in request cannot be used",
+        )
+    if isinstance(e, InteractionError):
+        return error_page(400, e.description, title="This sign-in request cannot be used")
+    if isinstance(e, CSRFError):
+        return error_page(
+            400, "The form expired or was not sent by this site. Go back, reload and try again."
+        )
+    if isinstance(e, RateLimitedError):
+        response = error_page(429, e.description)
+        response.headers["Retry-After"] = str(e.retry_after_seconds)
+        return response
+    if isinstance(e, HTTPException):
+        status = e.code or 500
+        response = error_page(status, _HTTP_TEXT.get(status, "The request could not be served."))
+        if isinstance(e, MethodNotAllowed):
+            response.headers.update((k, v) for k, v in e.get_headers() if k == "Allow")
+        if status == 429:
+            response.headers["Retry-After"] = str(limit_retry_after(e))
+        return response
+    if isinstance(e, NotFoundError):
+        return error_page(404, "There is nothing here.")
+    if isinstance(e, NotAllowedError):
+        return error_page(403, "You may not do this.")
+    if isinstance(e, IdpError):
+        current_app.logger.warning("unhandled %s: %s", type(e).__name__, e.detail or e)
+        return error_page(400, "This request cannot be served. Go back and try again.")
+    current_app.logger.error("unexpected error", exc_info=e)
+    return error_page(500, "Something went wrong on our side. Try again later.")
+
+
+def register(app: Flask, *, demo: bool = False) -> None:
+    """Mount the pages; ``demo`` adds the demo client's callback page (only
+    on the embedded defaults of ``make run``)."""
     from consent_ui import (  # noqa: F401 - routes
         account,
         consent,
-        demo,
         logout,
         passkeys,
         qr,
         signin,
     )
-    from idp import csrf
 
     app.register_blueprint(bp)
+    if demo:
+        from consent_ui.demo import demo_bp
+
+        app.register_blueprint(demo_bp)
     # /logout checks CSRF itself on its confirmation POST only: a relying
     # party's own POST cannot carry our token and is handled like its GET.
-    csrf.exempt(logout.end_session)
-
-    @app.errorhandler(AuthorizationPageError)
-    def _authorization_error(e: AuthorizationPageError) -> Response:
-        return error_page(
-            400,
-            f"The service sent an invalid sign-in request ({e.error.error}): "
-            f"{e.error.description or e.error.error}",
-            title="This sign-in request cannot be used",
-        )
-
-    @app.errorhandler(InteractionError)
-    def _interaction_error(e: InteractionError) -> Response:
-        return error_page(400, str(e), title="This sign-in request cannot be used")
+    protection.exempt(logout.end_session)

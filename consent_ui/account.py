@@ -82,7 +82,8 @@ def session_list() -> Response:
     ]
     rows.sort(key=lambda r: not r["current"])
     ended = request.args.get("ended", "")
-    return page("sessions.html", rows=rows, ended=int(ended) if ended.isdigit() else 0)
+    count = int(ended) if ended.isascii() and ended.isdigit() and len(ended) < 6 else 0
+    return page("sessions.html", rows=rows, ended=count)
 
 
 @bp.post("/account/sessions/<sid>/revoke")

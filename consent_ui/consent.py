@@ -1,14 +1,19 @@
-"""``/consent``: the person allows or denies a client the scopes it asked for."""
+"""``/consent``: the person allows or denies a client the scopes it asked for.
+
+The page shows what the interaction says is due; a browser that is not the
+one signed in for it is sent to sign in first (the interaction decides)."""
 
 from __future__ import annotations
+
+from urllib.parse import quote
 
 from flask import redirect, request
 from werkzeug.wrappers import Response
 
 from consent_ui import bp
 from consent_ui.context import page, settings, signed_in
-from idp import clients, interactions
-from idp.errors import InteractionError
+from idp import interactions
+from idp.interactions import Step
 
 SCOPE_TEXT = {
     "openid": "Know who you are (your member ID)",
@@ -21,27 +26,26 @@ SCOPE_TEXT = {
 @bp.get("/consent")
 def consent_form() -> Response:
     uid = request.args.get("interaction", "")
-    info = interactions.load(uid)
     me = signed_in()
-    if me is None or me.session.id != info.session_id:
-        return redirect(settings().url(f"/login?interaction={uid}"), 303)
-    rp = clients.get(info.client_id)
+    pending = interactions.next_step(uid, session=me.session if me else None)
+    if pending.step is not Step.CONSENT:
+        return redirect(pending.url, 303)
     return page(
         "consent.html",
         interaction=uid,
-        client_name=rp.name,
-        scopes=[(s, SCOPE_TEXT.get(s, s)) for s in info.scopes if s in SCOPE_TEXT],
+        client_name=pending.client_name,
+        scopes=[(s, SCOPE_TEXT[s]) for s in pending.scopes if s in SCOPE_TEXT],
     )
 
 
 @bp.post("/consent")
 def consent_submit() -> Response:
     uid = request.form.get("interaction", "")
-    me = signed_in()
-    if me is None:
-        raise InteractionError("Your sign-in ended. Go back to the service and start again.")
     decision = request.form.get("decision")
     if decision not in ("allow", "deny"):
-        return redirect(settings().url(f"/consent?interaction={uid}"), 303)
-    interactions.finish_consent(uid, session_id=me.session.id, allow=decision == "allow")
-    return redirect(settings().url(f"/authorize/resume/{uid}"), 303)
+        return redirect(settings().url("/consent?interaction=" + quote(uid, safe="")), 303)
+    me = signed_in()
+    target = interactions.finish_consent(
+        uid, session=me.session if me else None, allow=decision == "allow"
+    )
+    return redirect(target, 303)

@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 from consent_ui import bp
 from consent_ui.context import client_ip, page, settings, signed_in
 from idp import cookies, logout, sessions
+from idp.csrf import protection
 from idp.errors import InvalidRequestError
 
 
@@ -35,8 +36,6 @@ def _end_current(reason: sessions.LogoutReason) -> None:
 
 @bp.route("/logout", methods=["GET", "POST"])
 def end_session() -> Response:
-    from idp import csrf
-
     params = {k: v for k, v in request.values.items() if isinstance(v, str)}
     for name in request.values:
         if len(request.values.getlist(name)) > 1:
@@ -44,7 +43,7 @@ def end_session() -> Response:
                 "error.html",
                 400,
                 title="Sign-out failed",
-                message=f"Parameter '{name}' is repeated.",
+                message="A sign-out request parameter is repeated.",
             )
     try:
         req = logout.validate(params)
@@ -52,7 +51,7 @@ def end_session() -> Response:
         return page("error.html", 400, title="Sign-out failed", message=e.description)
     me = signed_in()
     if request.method == "POST" and "confirm" in request.form:
-        csrf.protect()
+        protection.protect()
         _end_current(sessions.LogoutReason.RP_LOGOUT)
         return _signed_out(req.redirect_to)
     if me is None:

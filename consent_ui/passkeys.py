@@ -17,12 +17,11 @@ from werkzeug.wrappers import Response
 
 from consent_ui import bp
 from consent_ui.account import require_signed_in
-from consent_ui.context import client_ip, page, refusal, settings, signed_in
-from consent_ui.signin import complete_sign_in
-from idp import clock, interactions, passkeys
-from idp.errors import InteractionError, NotFoundError, UsageError
-from idp.passkeys import PasskeyError
-from idp.ratelimit import ip_key, limiter, signin_limit
+from consent_ui.context import page, refusal, safe_next, settings, signed_in
+from consent_ui.signin import browser, set_signed_in
+from idp import clock, passkeys, runtime, signin
+from idp.errors import InteractionError, NotFoundError, PasskeyError, RateLimitedError, UsageError
+from idp.ratelimit import ceremony_key, ceremony_limit, failures, limiter, request_ip
 
 RECENT_SIGN_IN = dt.timedelta(minutes=5)
 
@@ -36,36 +35,39 @@ def _body() -> dict[str, Any]:
 
 
 @bp.post("/login/passkey/options")
-@limiter.limit(signin_limit, key_func=ip_key)
+@limiter.limit(ceremony_limit, key_func=ceremony_key)
 def passkey_signin_options() -> Response:
     """A challenge for any passkey of this site (no user ID needed)."""
     return jsonify({"publicKey": passkeys.authentication_options()})
 
 
 @bp.post("/login/passkey")
-@limiter.limit(signin_limit, key_func=ip_key)
 def passkey_signin() -> Response:
     body = _body()
     credential = body.get("credential")
-    interaction = str(body.get("interaction") or "")
     if not isinstance(credential, dict):
         return refusal("The passkey answer is missing.")
-    try:
-        if interaction:
-            interactions.load(interaction)
-        member, _ = passkeys.authenticate(credential, ip=client_ip())
-    except (PasskeyError, InteractionError) as e:
-        return refusal(getattr(e, "message", str(e)))
     response = jsonify({})
-    target = complete_sign_in(
-        response,
-        member_id=member.id,
-        amr=list(passkeys.AMR),
-        remember=bool(body.get("remember")),
-        interaction=interaction or None,
-        next_path=str(body.get("next") or ""),
-    )
-    response.set_data(jsonify({"redirect": target}).get_data())
+    rate = runtime.current().settings.ratelimit.signin
+    try:
+        completed = signin.with_passkey(
+            credential=credential,
+            remember=bool(body.get("remember")),
+            browser=browser(response),
+            interaction=str(body.get("interaction") or "") or None,
+            next_path=safe_next(str(body.get("next") or "")),
+        )
+    except PasskeyError as e:
+        # A refused assertion counts as a failed sign-in from this address.
+        try:
+            failures().refuse_if_over(rate, f"signin-ip|{request_ip()}")
+        except RateLimitedError as limited:
+            return refusal(limited.description, 429)
+        return refusal(e.description)
+    except InteractionError as e:
+        return refusal(e.description)
+    set_signed_in(response, completed)
+    response.set_data(jsonify({"redirect": completed.next_url}).get_data())
     return response
 
 
@@ -81,7 +83,7 @@ def passkey_list() -> Response:
     return page(
         "passkeys.html",
         items=passkeys.list_for_user(me.member.id),
-        error=request.args.get("error"),
+        error=request.args.get("error") if request.args.get("error") == "name_required" else None,
         timezone=settings().alerts.timezone,
     )
 
@@ -127,7 +129,7 @@ def passkey_register() -> Response:
             me.member, credential, session_id=me.session.id, name=str(body.get("name") or "")
         )
     except PasskeyError as e:
-        return refusal(e.message)
+        return refusal(e.description)
     return jsonify(
         {"id": info.id, "name": info.name, "redirect": settings().url("/account/passkeys")}
     )

@@ -16,13 +16,11 @@ from flask import jsonify, request
 from werkzeug.wrappers import Response
 
 from consent_ui import bp
-from consent_ui.context import client_ip, page, refusal, safe_next, settings
-from consent_ui.signin import complete_sign_in
-from idp import devices, geo, interactions, qr, remote
-from idp.errors import InteractionError
-from idp.passkeys import PasskeyError
-from idp.qr import QrError
-from idp.ratelimit import ip_key, limiter, signin_limit
+from consent_ui.context import client_ip, page, refusal, safe_next, settings, signed_in
+from consent_ui.signin import browser, set_signed_in
+from idp import devices, geo, interactions, qr, remote, signin
+from idp.errors import InteractionError, PasskeyError, QrError
+from idp.ratelimit import ceremony_key, ceremony_limit, limiter
 
 BINDING_COOKIE = "idp_qr"
 
@@ -41,11 +39,12 @@ def _json_error(message: str, status: int = 400) -> Response:
 
 
 @bp.get("/login/qr")
-@limiter.limit(signin_limit, key_func=ip_key)
+@limiter.limit(ceremony_limit, key_func=ceremony_key)
 def qr_show() -> Response:
     interaction = request.args.get("interaction", "")
     if interaction:
-        interactions.load(interaction)  # unusable: an error page
+        me = signed_in()
+        interactions.next_step(interaction, session=me.session if me else None)  # unusable: a page
         return_to = f"interaction:{interaction}"
     else:
         return_to = safe_next(request.args.get("next"))
@@ -77,35 +76,23 @@ def qr_status(public_id: str) -> Response:
     try:
         status = qr.status(public_id, request.cookies.get(BINDING_COOKIE))
     except QrError as e:
-        return _json_error(e.message, 404)
+        return _json_error(e.description, 404)
     return _private(jsonify({"state": status.state}))
 
 
 @bp.post("/login/qr/<public_id>/collect")
 def qr_collect(public_id: str) -> Response:
-    try:
-        user_id, status = qr.collect(public_id, request.cookies.get(BINDING_COOKIE))
-    except QrError as e:
-        return _json_error(e.message)
-    interaction = None
-    next_path = None
-    if status.return_to.startswith("interaction:"):
-        interaction = status.return_to.removeprefix("interaction:")
-    else:
-        next_path = status.return_to
     response = jsonify({})
     try:
-        target = complete_sign_in(
-            response,
-            member_id=user_id,
-            amr=list(qr.AMR),
-            remember=False,
-            interaction=interaction,
-            next_path=next_path,
+        completed = signin.with_qr(
+            public_id=public_id,
+            binding=request.cookies.get(BINDING_COOKIE),
+            browser=browser(response),
         )
-    except InteractionError as e:
-        return _json_error(str(e))
-    response.set_data(jsonify({"redirect": target}).get_data())
+    except (QrError, InteractionError) as e:
+        return _json_error(e.description)
+    set_signed_in(response, completed)
+    response.set_data(jsonify({"redirect": completed.next_url}).get_data())
     response.delete_cookie(BINDING_COOKIE, path="/login/qr")
     return _private(response)
 
@@ -117,7 +104,7 @@ def _approval_page(token: str, *, error: str | None = None, done: bool = False) 
     try:
         status = qr.describe(token)
     except QrError as e:
-        return _private(page("qr_approve.html", 404, ask=None, error=e.message, token=token))
+        return _private(page("qr_approve.html", 404, ask=None, error=e.description, token=token))
     s = settings()
     from zoneinfo import ZoneInfo
 
@@ -149,7 +136,7 @@ def qr_approve_page(token: str) -> Response:
 
 
 @bp.post("/qr/<token>/match")
-@limiter.limit(signin_limit, key_func=ip_key)
+@limiter.limit(ceremony_limit, key_func=ceremony_key)
 def qr_match(token: str) -> Response:
     number = str(
         (request.get_json(silent=True) or {}).get("match") or request.form.get("match", "")
@@ -158,8 +145,8 @@ def qr_match(token: str) -> Response:
         options = qr.pick(token, number, ip=client_ip())
     except QrError as e:
         if request.is_json:
-            return _json_error(e.message)
-        return _approval_page(token, error=e.message)
+            return _json_error(e.description)
+        return _approval_page(token, error=e.description)
     if request.is_json:
         return _private(jsonify({"publicKey": options}))
     return _approval_page(
@@ -168,7 +155,7 @@ def qr_match(token: str) -> Response:
 
 
 @bp.post("/qr/<token>/approve")
-@limiter.limit(signin_limit, key_func=ip_key)
+@limiter.limit(ceremony_limit, key_func=ceremony_key)
 def qr_approve(token: str) -> Response:
     body = request.get_json(silent=True)
     credential = body.get("credential") if isinstance(body, dict) else None
@@ -177,7 +164,7 @@ def qr_approve(token: str) -> Response:
     try:
         qr.approve(token, credential, ip=client_ip())
     except (QrError, PasskeyError) as e:
-        return _json_error(getattr(e, "message", str(e)))
+        return _json_error(e.description)
     return _private(jsonify({"approved": True}))
 
 
@@ -186,5 +173,5 @@ def qr_deny(token: str) -> Response:
     try:
         qr.deny(token, ip=client_ip())
     except QrError as e:
-        return _approval_page(token, error=e.message)
+        return _approval_page(token, error=e.description)
     return _approval_page(token, error="You denied this sign-in request. Nobody was signed in.")

@@ -1,8 +1,11 @@
 """``/login``: password sign-in, for an authorization request or on its own.
 
-Reached with ``?interaction=`` from the authorization endpoint, it finishes
-that interaction and sends the browser back to resume it; reached with
-``?next=`` (or nothing) it signs in and shows that page of the provider."""
+Reached with ``?interaction=`` from the authorization endpoint, it asks the
+interaction what it needs (the page says why a service asks the person to
+sign in again) and finishes its sign-in step; reached with ``?next=`` (or
+nothing) it signs in and shows that page of the provider.  Every way in
+(password here, passkey and QR in their modules) goes through one service
+of ``idp.signin`` and one helper here that sets the cookies."""
 
 from __future__ import annotations
 
@@ -13,19 +16,47 @@ from werkzeug.wrappers import Response
 
 from consent_ui import bp
 from consent_ui.context import client_ip, page, safe_next, settings, signed_in
-from idp import accounts, clients, cookies, interactions, remote, sessions
-from idp.errors import SignInError
-from idp.ratelimit import limiter, signin_key, signin_limit
+from idp import cookies, interactions, remote, signin
+from idp.errors import RateLimitedError, SignInError
+from idp.interactions import Step
+
+REASON_TEXT = {
+    "login_prompt": "The service asks you to sign in again.",
+    "max_age": "The service asks you to sign in again: your last sign-in was a while ago.",
+    "client_refuses_stay_signed_in": (
+        "This service does not accept a long-lived sign-in: sign in again to continue."
+    ),
+    "account_disabled": "This account is locked. Contact support to unlock it.",
+}
+
+
+def browser(response: Response) -> signin.Browser:
+    """Where a sign-in comes from; sets (or renews) the device cookie."""
+    me = signed_in()
+    return signin.Browser(
+        ip=client_ip(),
+        user_agent=remote.user_agent(request),
+        device_id=cookies.ensure_device(request, response, settings()),
+        session_id=me.session.id if me else None,
+    )
+
+
+def set_signed_in(response: Response, completed: signin.Completed) -> None:
+    cookies.set_session(
+        response, settings(), completed.cookie_value, remember=completed.session.remember
+    )
 
 
 def _login_page(status: int = 200, *, error: str | None = None, username: str = "") -> Response:
     uid = request.values.get("interaction", "")
     client_name = None
+    notices: list[str] = []
     if uid:
-        info = interactions.load(uid)
-        rp = clients.lookup(info.client_id)
-        client_name = rp.name if rp else None
-        username = username or info.login_hint
+        me = signed_in()
+        pending = interactions.next_step(uid, session=me.session if me else None)
+        client_name = pending.client_name
+        username = username or pending.login_hint
+        notices = [REASON_TEXT[r] for r in pending.reasons if r in REASON_TEXT]
     next_path = safe_next(request.values.get("next"), "")
     query = (
         f"interaction={quote(uid)}" if uid else (f"next={quote(next_path)}" if next_path else "")
@@ -37,6 +68,7 @@ def _login_page(status: int = 200, *, error: str | None = None, username: str = 
         next=next_path,
         qr_url="/login/qr" + (f"?{query}" if query else ""),
         client_name=client_name,
+        notices=notices,
         error=error,
         username=username,
     )
@@ -44,66 +76,42 @@ def _login_page(status: int = 200, *, error: str | None = None, username: str = 
 
 @bp.get("/login")
 def login_form() -> Response:
+    uid = request.args.get("interaction", "")
+    if uid:
+        me = signed_in()
+        pending = interactions.next_step(uid, session=me.session if me else None)
+        if pending.step is not Step.LOGIN:
+            # Signed in already (another tab, the back button): on to what is due.
+            return redirect(pending.url, 303)
     return _login_page()
 
 
 @bp.post("/login")
-@limiter.limit(signin_limit, key_func=signin_key, methods=["POST"])
 def login_submit() -> Response:
-    uid = request.form.get("interaction", "")
-    if uid:
-        interactions.load(uid)  # unusable: an error page, before any work
+    uid = request.form.get("interaction", "") or None
     username = request.form.get("username", "")
-    ip = client_ip()
+    response = redirect(settings().url("/account"), 303)
     try:
-        member = accounts.authenticate(username, request.form.get("password", ""), ip=ip)
+        completed = signin.with_password(
+            login=username,
+            password=request.form.get("password", ""),
+            remember=request.form.get("remember") in ("on", "1", "true", "yes"),
+            browser=browser(response),
+            interaction=uid,
+            next_path=safe_next(request.form.get("next")),
+        )
+    except RateLimitedError as e:
+        refused = _login_page(429, error=e.description, username=username)
+        refused.headers["Retry-After"] = str(e.retry_after_seconds)
+        return refused
     except SignInError as e:
-        return _login_page(200, error=e.message, username=username)
-    target = complete_sign_in(
-        response := redirect("/", 303),
-        member_id=member.id,
-        amr=["pwd"],
-        remember=request.form.get("remember") in ("on", "1", "true", "yes"),
-        interaction=uid,
-        next_path=request.form.get("next"),
-    )
-    response.headers["Location"] = target
+        return _login_page(200, error=e.description, username=username)
+    set_signed_in(response, completed)
+    response.headers["Location"] = completed.next_url
     return response
-
-
-def complete_sign_in(
-    response: Response,
-    *,
-    member_id: str,
-    amr: list[str],
-    remember: bool,
-    interaction: str | None,
-    next_path: str | None,
-) -> str:
-    """Open the session for someone who just proved who they are (password,
-    passkey or QR), set the cookies on ``response`` and say where to go:
-    back to the authorization request, or a page of the provider."""
-    s = settings()
-    previous = signed_in()
-    started = sessions.start(
-        user_id=member_id,
-        policy=s.session,
-        remember=remember,
-        amr=amr,
-        ip=client_ip(),
-        user_agent=remote.user_agent(request),
-        device_id=cookies.ensure_device(request, response, s),
-        replaces=previous.session.id if previous else None,
-    )
-    cookies.set_session(response, s, started.cookie_value, remember=started.session.remember)
-    if interaction:
-        interactions.finish_login(interaction, user_id=member_id, session_id=started.session.id)
-        return s.url(f"/authorize/resume/{interaction}")
-    return s.url(safe_next(next_path))
 
 
 @bp.post("/login/cancel")
 def login_cancel() -> Response:
     uid = request.form.get("interaction", "")
-    interactions.deny_login(uid)
-    return redirect(settings().url(f"/authorize/resume/{uid}"), 303)
+    return redirect(interactions.abort(uid), 303)

@@ -1,7 +1,10 @@
 """An OpenID Connect provider for a family of web services sharing one account.
 
-``create_app`` only wires the parts together; each part's module says what
-it owns.  Production serves it with
+``create_app`` is the composition root: the only code that imports both the
+protocol core (``idp``) and the pages (``consent_ui``), wiring the parts
+together; each part's module says what it owns.  It also decides, per
+blueprint, how errors are rendered: JSON for the protocol and admin
+endpoints, pages for everything a person sees.  Production serves it with
 ``granian --interface wsgi --factory idp:create_app`` (or
 ``gunicorn 'idp:create_app()'``), configured by ``IDP_CONFIG``.
 """
@@ -10,38 +13,29 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, request
-from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response
 
 from idp import clock, config, cookies, headers, ratelimit
 from idp.config import Settings
+from idp.csrf import protection as csrf
 from idp.db import absolute_url, configure_engine
 from idp.db import db as database  # not `db`: that would shadow the idp.db module
-from idp.errors import IdpError, OAuthError
-from idp.keys import KeyRing
+from idp.errors import IdpError
+from idp.keys import keyring_for
 from idp.runtime import EXTENSION, Runtime
 
-__all__ = ["create_app", "csrf"]
-
-csrf = CSRFProtect()
+__all__ = ["create_app", "keyring_for"]
 
 MAX_BODY_BYTES = 64 * 1024
 """Request bodies are capped; nothing the provider accepts is larger."""
 
-JSON_PREFIXES = (
-    "/token",
-    "/introspect",
-    "/revoke",
-    "/userinfo",
-    "/admin/api",
-    "/jwks.json",
-    "/.well-known",
-)
+JSON_BLUEPRINTS = frozenset({"protocol", "admin_api"})
+"""Blueprints whose callers are programs: their errors are JSON."""
 
 
 def _secret_key(settings: Settings) -> str:
@@ -59,15 +53,6 @@ def _secret_key(settings: Settings) -> str:
         return value
 
 
-def keyring_for(settings: Settings) -> KeyRing:
-    ttl = max(settings.tokens.access_token_ttl_seconds, settings.tokens.id_token_ttl_seconds)
-    return KeyRing(settings.keys.dir, algorithm=settings.keys.algorithm, max_token_ttl_seconds=ttl)
-
-
-def wants_json() -> bool:
-    return request.path.startswith(JSON_PREFIXES)
-
-
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the application; without ``settings`` they are loaded from
     ``IDP_CONFIG`` and ``IDP_*`` variables (the production entry point)."""
@@ -82,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SQLALCHEMY_ENGINE_OPTIONS=configure_engine(settings.database.url),
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         MAX_FORM_MEMORY_SIZE=MAX_BODY_BYTES,
-        SESSION_COOKIE_NAME="idp_csrf",
+        SESSION_COOKIE_NAME=cookies.csrf_cookie_name(settings),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.issuer_is_https,
@@ -98,87 +83,51 @@ def create_app(settings: Settings | None = None) -> Flask:
     headers.install(app)
     cookies.install(app, settings)
 
+    from idp import admin_api
     from idp.protocol import endpoints
 
     endpoints.install(app, settings.server.issuer)
     csrf.exempt(endpoints.bp)
-    from idp import admin_api
-
     admin_api.install(app)
     csrf.exempt(admin_api.bp)
 
     import consent_ui
 
-    consent_ui.register(app)
-    _install_error_handlers(app)
+    consent_ui.register(app, demo=settings.embedded_defaults)
+    _install_error_rendering(
+        app, json_render=endpoints.render_error, page_render=consent_ui.render_error
+    )
     return app
 
 
-def _install_error_handlers(app: Flask) -> None:
-    from idp.protocol.endpoints import json_error
+def _blueprint_of_request(app: Flask) -> str | None:
+    """The blueprint that serves this request's path -- also when routing
+    failed because of the method (a 405 belongs to the endpoint it names)."""
+    if request.blueprint is not None:
+        return request.blueprint
+    failure = request.routing_exception
+    if isinstance(failure, MethodNotAllowed) and failure.valid_methods:
+        adapter = app.url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, _ = adapter.match(method=next(iter(failure.valid_methods)))
+        except (MethodNotAllowed, NotFound):
+            return None
+        return str(endpoint).rpartition(".")[0] or None
+    return None
 
-    @app.errorhandler(OAuthError)
-    def _oauth_error(e: OAuthError) -> Any:
-        from flask import g
 
-        if e.status_code >= 500:
-            app.logger.error("server error: %s", e.detail)
-        return json_error(e, scheme=g.get("auth_scheme", "Basic"))
-
-    @app.errorhandler(HTTPException)
-    def _http_error(e: HTTPException) -> Any:
-        if isinstance(e, CSRFError):
-            return _page_or_json(
-                400,
-                "bad_request",
-                "The form expired or was not sent by this site. Go back, reload and try again.",
-            )
-        code = e.code or 500
-        if code == 429:
-            retry = _retry_after(e)
-            response = _page_or_json(
-                429, "rate_limited", "Too many requests. Wait a minute and try again."
-            )
-            response.headers["Retry-After"] = str(retry)
-            return response
-        error = {
-            400: "invalid_request",
-            401: "invalid_token",
-            404: "not_found",
-            405: "invalid_request",
-            413: "invalid_request",
-        }.get(code, "invalid_request" if code < 500 else "server_error")
-        return _page_or_json(code, error, e.description or e.name)
+def _install_error_rendering(
+    app: Flask,
+    *,
+    json_render: Callable[[Exception], Response],
+    page_render: Callable[[Exception], Response],
+) -> None:
+    """Every error, rendered by the surface of the blueprint it happened in."""
 
     @app.errorhandler(Exception)
-    def _unexpected(e: Exception) -> Any:
-        if isinstance(e, IdpError):
-            app.logger.warning("unhandled %s: %s", type(e).__name__, e)
-        else:
-            app.logger.exception("unexpected error")
-        database.session.rollback()
-        return _page_or_json(
-            500, "server_error", "Something went wrong on our side. Try again later."
-        )
-
-
-def _retry_after(e: HTTPException) -> int:
-    limit = getattr(e, "limit", None)
-    try:
-        return max(1, int(limit.limit.get_expiry()))  # type: ignore[union-attr]
-    except (AttributeError, TypeError, ValueError):
-        return 60
-
-
-def _page_or_json(status: int, error: str, description: str) -> Response:
-    if wants_json():
-        from idp.protocol.endpoints import json_response
-
-        body = {"error": error, "error_description": description}
-        response = json_response(body, status)
-        if status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="idp"'
-        return response
-    import consent_ui
-
-    return consent_ui.error_page(status, description)
+    def _render(e: Exception) -> Response:
+        if not isinstance(e, (HTTPException, IdpError)):
+            database.session.rollback()
+        if _blueprint_of_request(app) in JSON_BLUEPRINTS:
+            return json_render(e)
+        return page_render(e)

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from idp import clock, events, passwords
-from idp.db import db
+from idp import clock, events, passwords, sessions
+from idp.db import db, service
 from idp.errors import (
     AccountDisabledError,
     ConflictError,
@@ -32,6 +32,8 @@ __all__ = [
     "create",
     "find",
     "get",
+    "login_key",
+    "set_admin",
     "set_disabled",
     "update_name",
     "userinfo_claims",
@@ -70,6 +72,7 @@ def _member(u: User) -> Member:
     )
 
 
+@service
 def create(
     *,
     username: str,
@@ -81,7 +84,7 @@ def create(
     is_admin: bool = False,
     email_verified: bool = False,
 ) -> Member:
-    """Create an account and commit.  Raises UsageError or ConflictError."""
+    """Create an account.  Raises UsageError or ConflictError."""
     if not _USERNAME.match(username):
         raise UsageError(
             "username must be 3-64 letters, digits, '.', '_' or '-', starting with a letter "
@@ -121,7 +124,6 @@ def create(
     )
     db.session.add(user)
     events.record("account.created", user_id=user.id)
-    db.session.commit()
     return _member(user)
 
 
@@ -149,37 +151,44 @@ def find(ref: str) -> Member:
     return _member(user)
 
 
-def authenticate(login: str, password: str, *, ip: str | None = None) -> Member:
+def _by_login(login: str) -> User | None:
+    key = login.strip().casefold()
+    if not key or len(key) > 254:
+        return None
+    column = User.email_key if "@" in key else User.username_key
+    return db.session.scalar(select(User).where(column == key))
+
+
+def login_key(login: str) -> str:
+    """What names the account behind a typed user ID or email, whichever was
+    typed: its ``sub``, or the typed name folded when there is no account
+    (failures are counted per account, not per spelling)."""
+    user = _by_login(login)
+    return user.id if user is not None else "name:" + login.strip().casefold()[:254]
+
+
+def authenticate(login: str, password: str) -> Member:
     """Check a user ID (or email) and password.
 
     Unknown user and wrong password raise the same InvalidCredentialsError
-    after the same argon2 work, so the answer reveals nothing.  A correct
-    password for a disabled account raises AccountDisabledError.  A failure
-    is recorded (and committed) against the account when there is one."""
-    key = login.strip().casefold()
-    user = None
-    if key and len(key) <= 254:
-        column = User.email_key if "@" in key else User.username_key
-        user = db.session.scalar(select(User).where(column == key))
+    after the same argon2 work, so the answer reveals nothing; ``detail``
+    says which for the audit log.  A correct password for a disabled
+    account raises AccountDisabledError.  A hash made with older parameters
+    is replaced (joins the caller's transaction)."""
+    user = _by_login(login)
     ok = passwords.verify_password(user.password_hash if user else None, password)
     if user is None or not ok:
-        reason = "unknown user" if user is None else "wrong password"
-        if user is not None:
-            events.record("signin.failed", user_id=user.id, ip=ip, reason=reason)
-            db.session.commit()
-        raise InvalidCredentialsError(detail=reason)
+        raise InvalidCredentialsError(detail="unknown user" if user is None else "wrong password")
     if user.disabled_at is not None:
-        events.record("signin.refused", user_id=user.id, ip=ip, reason="account disabled")
-        db.session.commit()
         raise AccountDisabledError(detail="account disabled")
     if user.password_hash and passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
-        db.session.commit()
     return _member(user)
 
 
+@service
 def update_name(user_id: str, name: str) -> Member:
-    """Change the display name (the only profile field a member may edit); commits."""
+    """Change the display name (the only profile field a member may edit)."""
     cleaned = " ".join(name.split())
     if len(cleaned) > 200:
         raise UsageError("The name must have at most 200 characters.")
@@ -190,12 +199,14 @@ def update_name(user_id: str, name: str) -> Member:
         user.name = cleaned
         user.updated_at = clock.now()
         events.record("account.name_changed", user_id=user_id)
-        db.session.commit()
     return _member(user)
 
 
-def set_disabled(ref: str, disabled: bool) -> Member:
-    """Disable or re-enable an account and commit (callers end its sessions)."""
+@service
+def set_disabled(ref: str, disabled: bool) -> tuple[Member, int]:
+    """Disable an account -- and end every session and token of it, in the
+    same transaction -- or enable it again.  Returns the member and how many
+    sessions ended."""
     user = _lookup(ref)
     if user is None:
         raise NotFoundError(f"no user {ref!r}")
@@ -203,20 +214,49 @@ def set_disabled(ref: str, disabled: bool) -> Member:
     user.disabled_at = now if disabled else None
     user.updated_at = now
     events.record("account.disabled" if disabled else "account.enabled", user_id=user.id)
-    db.session.commit()
+    ended = 0
+    if disabled:
+        ended = len(
+            sessions.force_logout(
+                user_id=user.id, reason=sessions.LogoutReason.ACCOUNT_DISABLED, actor="admin"
+            ).session_ids
+        )
+    return _member(user), ended
+
+
+@service
+def set_admin(ref: str, admin: bool) -> Member:
+    """Grant or revoke the admin role."""
+    user = _lookup(ref)
+    if user is None:
+        raise NotFoundError(f"no user {ref!r}")
+    if user.is_admin != admin:
+        user.is_admin = admin
+        user.updated_at = clock.now()
+        events.record(
+            "account.admin_granted" if admin else "account.admin_revoked", user_id=user.id
+        )
     return _member(user)
 
 
-def delete(ref: str) -> Member:
-    """Delete an account and everything that cascades from it, and commit."""
+@service
+def delete(ref: str) -> tuple[Member, int]:
+    """Delete an account after ending every session and token of it (the
+    relying services are told), in one transaction.  Returns the member and
+    how many sessions ended."""
     user = _lookup(ref)
     if user is None:
         raise NotFoundError(f"no user {ref!r}")
     member = _member(user)
+    ended = len(
+        sessions.force_logout(
+            user_id=member.id, reason=sessions.LogoutReason.ACCOUNT_DELETED, actor="admin"
+        ).session_ids
+    )
+    # The session rows go with the account; the logouts queued above stay.
     db.session.delete(user)
     events.record("account.deleted", user_id=member.id, username=member.username)
-    db.session.commit()
-    return member
+    return member, ended
 
 
 def userinfo_claims(member: Member, scopes: frozenset[str]) -> dict[str, Any]:

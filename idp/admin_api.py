@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask, g, request
 from werkzeug.wrappers import Response
 
 from idp import accounts, errors, sessions
@@ -20,6 +20,12 @@ from idp.protocol.endpoints import bearer, json_response
 __all__ = ["install"]
 
 bp = Blueprint("admin_api", __name__, url_prefix="/admin/api")
+
+
+@bp.before_request
+def _bearer_endpoint() -> None:
+    """Every error here says how to authenticate: with a bearer token."""
+    g.auth_scheme = "Bearer"
 
 
 def _admin() -> str:

@@ -1,41 +1,48 @@
 """OpenID Connect Back-Channel Logout 1.0: telling relying services a session ended.
 
 :func:`queue_logouts` runs inside the forced-logout transaction and adds one
-outbox row per (client, session) for every client that holds tokens from
-the ended sessions and registered a ``backchannel_logout_uri``.  The worker
+outbox row per (client, session) for every client that received tokens in
+the ended sessions (``session_clients``, kept as long as the session) and
+registered a ``backchannel_logout_uri``.  The worker
 calls :func:`deliver`, which signs a *fresh* logout token for each attempt
 (same ``sid`` and ``sub``, new ``jti``, ``iat`` now, ``exp`` two minutes
 later), so that a relying service that was down for an hour still gets a
 token it will accept.
 
 The provider never fetches a URL named in a request.  Back-channel URIs are
-registered by an operator and checked twice against private and loopback
-addresses (at registration and, against DNS rebinding, before each call)
-unless ``logout.allow_private_uris`` permits them."""
+registered by an operator and checked against every address that is not
+globally routable (loopback, private, link-local, shared 100.64.0.0/10,
+reserved) at registration and before each call, unless
+``logout.allow_private_uris`` permits them.  The name is resolved once per
+call and the connection goes to the address that was checked, so a DNS
+answer that changes between the check and the call (rebinding) cannot
+redirect it."""
 
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import ipaddress
 import socket
-import urllib.error
-import urllib.request
+import ssl
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from sqlalchemy import select, union
+from sqlalchemy import select
 
 from idp import clock, outbox, runtime
 from idp.db import db, new_secret
-from idp.models import AccessToken, Client, RefreshToken
+from idp.errors import DeliveryFailedError
+from idp.models import Client, SessionClient
 from idp.outbox import OutboxItem
 
 __all__ = [
     "KIND",
     "LOGOUT_EVENT",
-    "DeliveryFailedError",
     "deliver",
+    "is_public_address",
     "logout_token",
+    "post_form",
     "queue_logouts",
 ]
 
@@ -45,36 +52,22 @@ TIMEOUT_SECONDS = 5
 TOKEN_TTL_SECONDS = 120
 
 
-class DeliveryFailedError(Exception):
-    """This attempt failed; ``permanent`` says whether another could succeed."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-
-
 def queue_logouts(ended: list[tuple[str, str]]) -> list[str]:
-    """Queue a logout for every client holding tokens from these sessions.
+    """Queue a logout for every client these sessions reached.
 
-    ``ended`` is (sid, user_id) pairs.  One query finds the holders, one
+    ``ended`` is (sid, user_id) pairs.  One query finds the clients, one
     statement queues them.  Returns the client ids queued (the caller's
     transaction commits them with the logout itself)."""
     if not ended:
         return []
     subs = dict(ended)
-    ids = list(subs)
-    holders = union(
-        select(RefreshToken.client_id, RefreshToken.session_id).where(
-            RefreshToken.session_id.in_(ids)
-        ),
-        select(AccessToken.client_id, AccessToken.session_id).where(
-            AccessToken.session_id.in_(ids)
-        ),
-    ).subquery()
     rows = db.session.execute(
-        select(holders.c.client_id, holders.c.session_id, Client.backchannel_logout_uri)
-        .join(Client, Client.client_id == holders.c.client_id)
-        .where(Client.backchannel_logout_uri.is_not(None))
+        select(SessionClient.client_id, SessionClient.session_id, Client.backchannel_logout_uri)
+        .join(Client, Client.client_id == SessionClient.client_id)
+        .where(
+            SessionClient.session_id.in_(list(subs)),
+            Client.backchannel_logout_uri.is_not(None),
+        )
     ).all()
     retry = dt.timedelta(hours=runtime.current().settings.logout.retry_hours)
     outbox.enqueue_many(
@@ -105,60 +98,95 @@ def logout_token(*, client_id: str, sid: str, sub: str) -> str:
     return rt.keys.sign(claims, typ="logout+jwt")
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A relying service's redirect is not followed: it could point anywhere."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
+def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Globally routable: not loopback, private, link-local, shared
+    (100.64.0.0/10), reserved or multicast, also when mapped into IPv6."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
 
 
-def _check_address(uri: str) -> None:
-    if runtime.current().settings.allow_private_logout_uris:
-        return
-    host = urlsplit(uri).hostname or ""
+def _resolve(host: str, port: int) -> str:
+    """The one address this call connects to, checked unless private
+    addresses are allowed."""
     try:
-        infos = socket.getaddrinfo(host, None)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as e:
         raise DeliveryFailedError(f"cannot resolve {host}: {e}") from e
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_reserved
-            or address.is_multicast
-        ):
-            raise DeliveryFailedError(
-                f"{host} resolves to a private address {address}", permanent=True
-            )
+    if not infos:
+        raise DeliveryFailedError(f"cannot resolve {host}")
+    address = str(infos[0][4][0])
+    if not runtime.current().settings.allow_private_logout_uris and not is_public_address(
+        ipaddress.ip_address(address)
+    ):
+        raise DeliveryFailedError(
+            f"{host} resolves to a non-public address {address}", permanent=True
+        )
+    return address
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to an address resolved (and checked) beforehand."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """TLS to a pre-resolved address; the certificate is checked for the host name."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+def post_form(uri: str, fields: dict[str, str] | bytes, *, content_type: str) -> int:
+    """POST to a relying service's registered URI; returns the status.
+
+    No redirect is followed (it could point anywhere), the address is
+    resolved once and checked, and every socket operation times out."""
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    address = _resolve(host, port)
+    body = fields if isinstance(fields, bytes) else urlencode(fields).encode()
+    connection_class = _PinnedHTTPSConnection if https else _PinnedHTTPConnection
+    connection = connection_class(host, port, address, TIMEOUT_SECONDS)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request(
+            "POST",
+            path,
+            body=body,
+            headers={
+                "Content-Type": content_type,
+                "Cache-Control": "no-store",
+                "User-Agent": "idp-backchannel/1",
+            },
+        )
+        return connection.getresponse().status
+    except (OSError, http.client.HTTPException) as e:
+        raise DeliveryFailedError(f"{uri}: {e}") from e
+    finally:
+        connection.close()
 
 
 def deliver(item: OutboxItem) -> None:
     """POST a freshly signed logout token; returns on any 2xx, else raises."""
     payload = item.payload
     uri = str(payload["uri"])
-    _check_address(uri)
     token = logout_token(client_id=payload["client_id"], sid=payload["sid"], sub=payload["sub"])
-    request = urllib.request.Request(  # noqa: S310 - http(s) only, checked at registration
-        uri,
-        data=urlencode({"logout_token": token}).encode(),
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Cache-Control": "no-store",
-            "User-Agent": "idp-backchannel-logout/1",
-        },
-        method="POST",
+    status = post_form(
+        uri, {"logout_token": token}, content_type="application/x-www-form-urlencoded"
     )
-    try:
-        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
-            status = response.status
-    except urllib.error.HTTPError as e:
-        raise DeliveryFailedError(f"HTTP {e.code} from {uri}") from e
-    except (urllib.error.URLError, OSError) as e:
-        raise DeliveryFailedError(f"{uri}: {getattr(e, 'reason', e)}") from e
     if not 200 <= status < 300:
         raise DeliveryFailedError(f"HTTP {status} from {uri}")

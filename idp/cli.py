@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     uc.add_argument("--gender")
     uc.add_argument("--admin", action="store_true")
     uc.add_argument("--json", action="store_true")
-    for action in ("show", "disable", "delete"):
+    for action in ("show", "disable", "enable", "delete", "grant-admin", "revoke-admin"):
         a = users.add_parser(action)
         a.add_argument("user", metavar="U", help="the sub or the username")
         a.add_argument("--json", action="store_true")
@@ -168,7 +168,8 @@ def _app(settings: Settings) -> Iterator[Any]:
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> None:
-    from idp import bootstrap, keyring_for
+    from idp import bootstrap
+    from idp.keys import keyring_for
 
     created = bootstrap.init(settings, keyring_for(settings))
     _print(
@@ -179,7 +180,8 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
-    from idp import bootstrap, keyring_for, schema
+    from idp import bootstrap, schema
+    from idp.keys import keyring_for
 
     _check_port_free(args.host, args.port)
     if settings.embedded_defaults:
@@ -279,7 +281,7 @@ def _member_json(m: Any) -> dict[str, Any]:
 
 
 def cmd_users(args: argparse.Namespace, settings: Settings) -> None:
-    from idp import accounts, sessions
+    from idp import accounts
 
     with _app(settings):
         if args.action == "create":
@@ -303,30 +305,24 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> None:
             m = accounts.find(args.user)
             data = _member_json(m)
             _print(args, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
-        elif args.action == "disable":
-            m = accounts.set_disabled(args.user, True)
-            ended = len(
-                sessions.force_logout(
-                    user_id=m.id, reason=sessions.LogoutReason.ACCOUNT_DISABLED, actor="admin:cli"
-                ).session_ids
-            )
+        elif args.action in ("disable", "enable"):
+            disabled = args.action == "disable"
+            m, ended = accounts.set_disabled(args.user, disabled)
             _print(
                 args,
-                {"id": m.id, "disabled": True, "sessions_ended": ended},
-                f"disabled {m.username}; {ended} session(s) ended",
+                {"id": m.id, "disabled": disabled, "sessions_ended": ended},
+                f"{args.action}d {m.username}"
+                + (f"; {ended} session(s) ended" if disabled else ""),
             )
+        elif args.action in ("grant-admin", "revoke-admin"):
+            m = accounts.set_admin(args.user, args.action == "grant-admin")
+            _print(args, {"id": m.id, "admin": m.is_admin}, f"{m.username}: admin={m.is_admin}")
         elif args.action == "delete":
-            m = accounts.find(args.user)
-            ended = len(
-                sessions.force_logout(
-                    user_id=m.id, reason=sessions.LogoutReason.ACCOUNT_DELETED, actor="admin:cli"
-                ).session_ids
-            )
-            accounts.delete(m.id)
+            m, ended = accounts.delete(args.user)
             _print(
                 args,
                 {"id": m.id, "deleted": True, "sessions_ended": ended},
-                f"deleted {m.username}",
+                f"deleted {m.username}; {ended} session(s) ended",
             )
 
 
@@ -437,7 +433,7 @@ def cmd_mail(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> None:
-    from idp import keyring_for
+    from idp.keys import keyring_for
 
     ring = keyring_for(settings)
     if args.action == "rotate":

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from idp import clock, events
-from idp.db import db, secret_hash
+from idp.backchannel import is_public_address
+from idp.db import db, new_identifier, secret_hash, service
 from idp.errors import NotFoundError, UsageError
 from idp.models import Client
 
@@ -94,7 +95,7 @@ def _check_uri(kind: str, uri: str, *, allow_private: bool) -> None:
     try:
         address = ipaddress.ip_address(host)
         loopback = loopback or address.is_loopback
-        private = address.is_private or address.is_link_local or address.is_reserved
+        private = not is_public_address(address)
     except ValueError:
         private = False
     if parts.scheme == "http" and not loopback:
@@ -110,6 +111,7 @@ def _check_uri(kind: str, uri: str, *, allow_private: bool) -> None:
         )
 
 
+@service
 def create(
     *,
     name: str,
@@ -125,7 +127,7 @@ def create(
     first_party: bool = False,
     allow_private_uris: bool = False,
 ) -> Registered:
-    """Register a relying party and commit.  Raises UsageError on a bad value."""
+    """Register a relying party.  Raises UsageError on a bad value."""
     name = name.strip()
     if not name or len(name) > 200:
         raise UsageError("name must be 1-200 characters")
@@ -164,7 +166,7 @@ def create(
 
     secret = None if public else secrets.token_urlsafe(32)
     row = Client(
-        client_id=secrets.token_urlsafe(16),
+        client_id=new_identifier(16),
         secret_hash=secret_hash(secret) if secret else None,
         name=name,
         redirect_uris=list(dict.fromkeys(redirect_uris)),
@@ -181,7 +183,6 @@ def create(
     )
     db.session.add(row)
     events.record("client.created", client_id=row.client_id, name=name, admin=admin)
-    db.session.commit()
     return Registered(client=_relying_party(row), client_secret=secret)
 
 

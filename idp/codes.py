@@ -1,8 +1,11 @@
 """Authorization codes: single use, short-lived, stored hashed.
 
-A code presented a second time means it leaked (RFC 6749 §4.1.2, RFC 9700
-§4.5): the exchange fails and every token the first exchange issued is
-revoked, because we cannot tell the honest party from the thief."""
+A code is spent by one conditional update in the transaction that issues
+its tokens: of two simultaneous exchanges exactly one wins.  A code
+presented again -- at once by a racing request or later -- means it leaked
+(RFC 6749 §4.1.2, RFC 9700 §4.5): the exchange fails and every token the
+first exchange issued is revoked, because we cannot tell the honest party
+from the thief."""
 
 from __future__ import annotations
 
@@ -11,17 +14,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
 
-from idp import clock, events, tokens
-from idp.db import db, new_secret, secret_hash
+from idp import accounts, clock, events, runtime, sessions, tokens
+from idp.clients import RelyingParty
+from idp.db import db, new_secret, refuse, rowcount, secret_hash, service
+from idp.errors import InvalidGrantError, NotFoundError
 from idp.models import AuthorizationCode
+from idp.sessions import SessionInfo
 
-__all__ = [
-    "CodeGrant",
-    "issue",
-    "mark_exchanged",
-    "purge_expired",
-    "redeem",
-]
+__all__ = ["CodeGrant", "exchange", "find", "issue", "purge_expired"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,69 +38,55 @@ class CodeGrant:
     auth_time: dt.datetime
     amr: tuple[str, ...]
     acr: str
+    used: bool
 
 
+@service
 def issue(
     *,
     client_id: str,
-    user_id: str,
-    session_id: str,
+    session: SessionInfo,
     redirect_uri: str,
     scope: str,
     nonce: str | None,
     code_challenge: str | None,
     code_challenge_method: str | None,
-    auth_time: dt.datetime,
-    amr: list[str],
-    acr: str,
-    ttl_seconds: int,
 ) -> str:
-    """Create a code and return it (the caller commits)."""
+    """Create a code for a signed-in person and return it; joins an
+    enclosing service (the resume of an interaction) or commits."""
     code = new_secret(32)
     now = clock.now()
     db.session.add(
         AuthorizationCode(
             code_hash=secret_hash(code),
             client_id=client_id,
-            user_id=user_id,
-            session_id=session_id,
+            user_id=session.user_id,
+            session_id=session.id,
             redirect_uri=redirect_uri,
             scope=scope,
             nonce=nonce,
             code_challenge=code_challenge,
             code_challenge_method=code_challenge_method,
-            auth_time=auth_time,
-            amr=amr,
-            acr=acr,
+            auth_time=session.auth_time,
+            amr=list(session.amr),
+            acr=session.acr,
             created_at=now,
-            expires_at=now + dt.timedelta(seconds=ttl_seconds),
+            expires_at=now
+            + dt.timedelta(seconds=runtime.current().settings.tokens.code_ttl_seconds),
         )
     )
     return code
 
 
-def redeem(code: str, client_id: str) -> CodeGrant | None:
-    """The grant behind an unused, unexpired code of this client, else None.
-
-    Redeeming a spent code revokes the token family its first exchange
-    started and commits that at once (the failed request must not roll it
-    back).  The code itself is spent by :func:`mark_exchanged`."""
+def find(code: str, client_id: str) -> CodeGrant | None:
+    """The unexpired code of this client behind ``code``, used or not (the
+    exchange decides what a used one means), else None.  Writes nothing."""
     if not code or len(code) > 100:
         return None
     row = db.session.scalar(
         select(AuthorizationCode).where(AuthorizationCode.code_hash == secret_hash(code))
     )
-    if row is None or row.client_id != client_id:
-        return None
-    if row.used_at is not None:
-        if row.family_id:
-            tokens.revoke_family(row.family_id, reason="code_replayed")
-        events.record(
-            "code.replayed", user_id=row.user_id, client_id=client_id, session_id=row.session_id
-        )
-        db.session.commit()
-        return None
-    if row.expires_at <= clock.now():
+    if row is None or row.client_id != client_id or row.expires_at <= clock.now():
         return None
     return CodeGrant(
         id=row.id,
@@ -115,23 +101,100 @@ def redeem(code: str, client_id: str) -> CodeGrant | None:
         auth_time=row.auth_time,
         amr=tuple(row.amr),
         acr=row.acr,
+        used=row.used_at is not None,
     )
 
 
-def mark_exchanged(grant: CodeGrant, family_id: str | None) -> bool:
-    """Spend the code, linking the family it started (caller commits).
+@service
+def exchange(grant: CodeGrant, *, client: RelyingParty) -> tokens.TokenSet:
+    """Spend the code and issue its tokens, in one transaction.
 
-    A conditional update: of two racing exchanges only one sees True."""
-    result = db.session.execute(
+    The conditional update comes first: on SQLite it takes the database's
+    write lock, on PostgreSQL it waits for a racing exchange to finish; the
+    session is then locked and checked, so that a forced logout either sees
+    these tokens or this exchange sees the logout.  A used code revokes the
+    family its first exchange started (committed) and raises
+    InvalidGrantError."""
+    now = clock.now()
+    family_id = tokens.new_family_id()
+    won = db.session.execute(
         update(AuthorizationCode)
-        .where(AuthorizationCode.id == grant.id, AuthorizationCode.used_at.is_(None))
-        .values(used_at=clock.now(), family_id=family_id)
+        .where(
+            AuthorizationCode.id == grant.id,
+            AuthorizationCode.used_at.is_(None),
+            AuthorizationCode.expires_at > now,
+        )
+        .values(used_at=now, family_id=family_id)
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult
+    if rowcount(won) == 0:
+        row = db.session.execute(
+            select(AuthorizationCode.used_at, AuthorizationCode.family_id).where(
+                AuthorizationCode.id == grant.id
+            )
+        ).first()
+        if row is None or row.used_at is None:
+            raise InvalidGrantError("The code has expired.")
+        replayed_family = row.family_id
+        refuse(
+            InvalidGrantError("The code was already used."),
+            record=lambda: _replayed(grant, replayed_family),
+        )
+    session = sessions.lock(grant.session_id)
+    try:
+        member = accounts.get(grant.user_id)
+    except NotFoundError:
+        member = None
+    settings = runtime.current().settings
+    if (
+        session is None
+        or member is None
+        or member.disabled
+        or not session.is_live(now)
+        or not sessions.serves_client(
+            session,
+            allow_stay_signed_in=client.allow_stay_signed_in,
+            idle_minutes=settings.session.idle_minutes,
+            now=now,
+        )
+    ):
+        raise InvalidGrantError("The sign-in behind this code has ended.")
+    sessions.record_client(session.id, client.client_id)
+    scopes = grant.scope.split()
+    offline = "offline_access" in scopes and session.remember and client.allow_stay_signed_in
+    if "offline_access" in scopes and not offline:
+        scopes.remove("offline_access")
+    scope = " ".join(scopes)
+    return tokens.issue_for_person(
+        client=client,
+        member=member,
+        auth=tokens.Authentication(
+            user_id=member.id,
+            session_id=session.id,
+            auth_time=grant.auth_time,
+            amr=grant.amr,
+            acr=grant.acr,
+        ),
+        scope=scope,
+        family_id=family_id,
+        refresh_scope=scope if client.allows_grant("refresh_token") else None,
+        offline=offline,
+        nonce=grant.nonce,
+    )
+
+
+def _replayed(grant: CodeGrant, family_id: str | None) -> None:
+    if family_id:
+        tokens.revoke_family(family_id, reason="code_replayed")
+    events.record(
+        "code.replayed",
+        user_id=grant.user_id,
+        client_id=grant.client_id,
+        session_id=grant.session_id,
+    )
 
 
 def purge_expired(now: dt.datetime) -> None:
-    """Delete codes past their expiry (the caller commits).
+    """Delete codes past their expiry (joins the caller's transaction).
 
     A spent code is kept until then so that a replay still finds it and
     revokes what it issued."""

@@ -21,6 +21,7 @@ from idp.sessions import SessionInfo
 
 __all__ = [
     "clear_session",
+    "csrf_cookie_name",
     "current_session",
     "device_id",
     "ensure_device",
@@ -49,6 +50,12 @@ def set_session(response: Response, settings: Settings, value: str, *, remember:
         httponly=True,
         samesite="Lax",
     )
+
+
+def csrf_cookie_name(settings: Settings) -> str:
+    """The CSRF token's signed cookie: ``__Host-`` on https, so that no
+    sibling host can plant one (it then must be Secure, Path=/, no Domain)."""
+    return "__Host-idp_csrf" if settings.issuer_is_https else "idp_csrf"
 
 
 def clear_session(response: Response, settings: Settings) -> None:
@@ -82,12 +89,15 @@ def ensure_device(request: Request, response: Response, settings: Settings) -> s
 
 
 def current_session(request: Request, settings: Settings) -> SessionInfo | None:
-    """The live session behind this request's cookie, resolved once per request."""
+    """The live session behind this request's cookie, resolved once per
+    request; a use of it slides its expiry (at most once a minute)."""
     if "idp_session_info" in g:
         cached: SessionInfo | None = g.idp_session_info
         return cached
     value = session_value(request, settings)
-    info = sessions.resolve(value, settings.session)
+    info = sessions.resolve(value)
+    if info is not None and info.touch_due(clock.now()):
+        info = sessions.touch(info.id, settings.session)
     g.idp_session_info = info
     if info is not None and info.remember and value:
         g.idp_session_slide = (value, info)

@@ -1,17 +1,36 @@
-"""The typed declarative base, the Flask-SQLAlchemy handle and column types.
+"""The typed declarative base, the Flask-SQLAlchemy handle, column types and
+the transaction boundary of a service.
 
 ``UtcDateTime`` exists because SQLite drops time zones: every datetime read
 back is aware UTC on every backend, so comparisons with ``clock.now()`` never
-mix naive and aware values (warehouse's ``TZDateTime`` does the same)."""
+mix naive and aware values (warehouse's ``TZDateTime`` does the same).
+
+Transactions belong to services, not to the functions they call: a public
+service is decorated with :func:`service`, which commits once when the
+outermost service returns and rolls back when it raises; a service called by
+another joins the caller's transaction.  Helpers and look-ups never commit.
+A refusal that must leave a trace (a replayed code revokes what it issued; a
+wrong password is counted) calls :func:`refuse`, which drops the request's
+work, writes the trace in a transaction of its own and raises.
+
+Row locks: where two transactions must not interleave (a token issued while
+its session is forced out), the code takes ``FOR SHARE`` / ``FOR UPDATE``
+locks on PostgreSQL, always sessions before tokens so that they cannot
+deadlock.  SQLite has one writer at a time: a transaction's first write
+takes the database lock, so the same code does its first write before it
+reads what must not change underneath it."""
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
+import functools
 import hashlib
 import json
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData, Text, TypeDecorator, event
@@ -25,9 +44,16 @@ __all__ = [
     "absolute_url",
     "configure_engine",
     "db",
+    "new_identifier",
     "new_secret",
+    "refuse",
+    "rowcount",
     "secret_hash",
+    "service",
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -90,6 +116,15 @@ def new_secret(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
+def new_identifier(nbytes: int = 24) -> str:
+    """A random public identifier (a ``sid``) that an operator can type on a
+    command line: URL-safe, never starting with ``-`` (an option to argparse)."""
+    while True:
+        value = secrets.token_urlsafe(nbytes)
+        if not value.startswith("-"):
+            return value
+
+
 def secret_hash(value: str) -> bytes:
     """SHA-256 of a high-entropy secret: what the database stores.
 
@@ -128,3 +163,52 @@ def absolute_url(url: str) -> str:
         absolute = str(Path(path).resolve())
         return prefix + absolute + (f"?{query}" if query else "")
     return url
+
+
+_depth: contextvars.ContextVar[int] = contextvars.ContextVar("idp_service_depth", default=0)
+
+
+def service(fn: Callable[P, R]) -> Callable[P, R]:
+    """Make ``fn`` a transaction boundary: all written, or nothing.
+
+    The outermost service call commits when it returns and rolls back when
+    it raises; a service called from inside another joins its transaction,
+    so that composing services never commits half of the work."""
+
+    @functools.wraps(fn)
+    def boundary(*args: P.args, **kwargs: P.kwargs) -> R:
+        depth = _depth.get()
+        token = _depth.set(depth + 1)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException:
+            if depth == 0:
+                db.session.rollback()
+            raise
+        finally:
+            _depth.reset(token)
+        if depth == 0:
+            db.session.commit()
+        return result
+
+    return boundary
+
+
+def refuse(error: Exception, *, record: Callable[[], None]) -> NoReturn:
+    """Refuse a request and keep a trace of it.
+
+    Whatever the request wrote so far is rolled back -- also by the services
+    that called this one: the refusal ends the request, and no caller may
+    catch ``error`` and carry on.  ``record`` then writes (the revocation of
+    a replayed code's tokens, a failed sign-in) in a transaction of its own,
+    committed before ``error`` is raised, so that the failure of the request
+    cannot undo its consequences."""
+    db.session.rollback()
+    record()
+    db.session.commit()
+    raise error
+
+
+def rowcount(result: Any) -> int:
+    """Rows matched by an UPDATE or DELETE: who won a conditional update."""
+    return int(result.rowcount)

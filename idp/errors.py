@@ -2,17 +2,20 @@
 
 ::
 
-    IdpError
+    IdpError                        description (public) and detail (private)
     ├── ConfigError                 start-up stops; message names the key
-    ├── UsageError                  a bad CLI argument (exit status 2)
+    ├── UsageError                  a bad CLI argument or form value (exit status 2)
     ├── NotFoundError               an unknown user, client, session
     ├── NotAllowedError             the actor may not do this
     ├── ConflictError               a username or email already taken
+    ├── RateLimitedError            too many failures: 429 with Retry-After
     ├── SignInError                 what a person sees on the sign-in page
     │   ├── InvalidCredentialsError same text for unknown user and bad password
-    │   ├── AccountDisabledError
-    │   └── RateLimitedError
+    │   └── AccountDisabledError
+    ├── PasskeyError                a passkey ceremony was refused
+    ├── QrError                     a QR sign-in step was refused
     ├── InteractionError            an unknown, expired or foreign interaction
+    ├── DeliveryFailedError         one outbox delivery attempt failed
     ├── AuthorizationPageError      an authorization error that must not redirect
     └── OAuthError                  the wire error codes of RFC 6749 / OIDC
         ├── InvalidRequestError, InvalidClientError, InvalidGrantError,
@@ -23,11 +26,18 @@
         ├── InvalidTokenError, InsufficientScopeError, ServerError
         └── UnsupportedTokenTypeError
 
-Each surface renders them in one place: JSON at the API endpoints
-(``idp.protocol.endpoints``), a redirect only when ``redirectable`` and the
-redirect URI was verified, a page in ``consent_ui``.  ``description`` goes to
-the client (fixed ASCII, no secrets); ``detail`` goes to logs and audit only,
-as node-oidc-provider splits ``error_description`` from ``error_detail``.
+Every error carries a ``description`` that may be shown (to a person or a
+client: fixed text, never an echo of what the request sent, no secrets) and
+a ``detail`` for logs and audit only, as node-oidc-provider splits
+``error_description`` from ``error_detail``.
+
+Each surface renders them in one place, chosen by the blueprint that served
+the request: JSON at the protocol and admin endpoints, pages in
+``consent_ui``.  An :class:`OAuthError` raised at the authorization endpoint
+carries the verified redirect URI and ``state``; it is redirected only when
+it has them and is ``redirectable``, else it becomes an
+:class:`AuthorizationPageError`.  A library's exceptions become ours (``from
+e``) in the module that wraps the library.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "ConsentRequiredError",
+    "DeliveryFailedError",
     "IdpError",
     "InsufficientScopeError",
     "InteractionError",
@@ -55,6 +66,8 @@ __all__ = [
     "NotAllowedError",
     "NotFoundError",
     "OAuthError",
+    "PasskeyError",
+    "QrError",
     "RateLimitedError",
     "RequestNotSupportedError",
     "RequestUriNotSupportedError",
@@ -71,13 +84,20 @@ __all__ = [
 class IdpError(Exception):
     """Base of every error the provider raises on purpose."""
 
+    default_description: ClassVar[str] = "Something went wrong."
+
+    def __init__(self, description: str = "", *, detail: str = "") -> None:
+        self.description = description or self.default_description
+        self.detail = detail
+        super().__init__(self.description)
+
 
 class ConfigError(IdpError):
     """The configuration cannot be used; start-up stops."""
 
 
 class UsageError(IdpError):
-    """A command-line argument is wrong."""
+    """A command-line argument or a form value is wrong."""
 
 
 class NotFoundError(IdpError):
@@ -92,53 +112,97 @@ class ConflictError(IdpError):
     """The value is already taken."""
 
 
-class InteractionError(IdpError):
-    """The sign-in step cannot continue: unknown, expired or already used."""
+class RateLimitedError(IdpError):
+    """Too many failures from here: answered 429 with ``Retry-After``."""
+
+    default_description = "Too many attempts. Wait a minute and try again."
+
+    def __init__(
+        self, description: str = "", *, detail: str = "", retry_after_seconds: int = 60
+    ) -> None:
+        super().__init__(description, detail=detail)
+        self.retry_after_seconds = max(1, retry_after_seconds)
 
 
 class SignInError(IdpError):
     """A refusal shown to the person on the sign-in page."""
 
-    message: ClassVar[str] = "Sign-in failed."
-
-    def __init__(self, detail: str = "") -> None:
-        super().__init__(self.message)
-        self.detail = detail
+    default_description = "Sign-in failed."
 
 
 class InvalidCredentialsError(SignInError):
-    message = "The user ID or password is incorrect."
+    default_description = "The user ID or password is incorrect."
 
 
 class AccountDisabledError(SignInError):
-    message = "This account is locked. Contact support to unlock it."
+    default_description = "This account is locked. Contact support to unlock it."
 
 
-class RateLimitedError(SignInError):
-    message = "Too many attempts. Wait a minute and try again."
+class PasskeyError(IdpError):
+    """A passkey ceremony was refused; the description is what the person sees."""
 
-    def __init__(self, detail: str = "", *, retry_after_seconds: int = 60) -> None:
-        super().__init__(detail)
-        self.retry_after_seconds = retry_after_seconds
+    default_description = "The passkey could not be verified."
+
+
+class QrError(IdpError):
+    """A QR sign-in step was refused; the description is what the person sees."""
+
+    default_description = "This sign-in request cannot be used."
+
+
+class InteractionError(IdpError):
+    """The sign-in step cannot continue: unknown, expired or already used."""
+
+    default_description = "This sign-in request is unknown."
+
+
+class DeliveryFailedError(IdpError):
+    """One delivery attempt of an outbox message failed.
+
+    ``permanent``: another attempt cannot succeed (a refused address)."""
+
+    def __init__(self, detail: str, *, permanent: bool = False) -> None:
+        super().__init__("The message could not be delivered.", detail=detail)
+        self.permanent = permanent
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 class OAuthError(IdpError):
-    """An error with an RFC 6749 / OIDC wire code."""
+    """An error with an RFC 6749 / OIDC wire code.
+
+    At the authorization endpoint it carries the verified ``redirect_uri``
+    and the request's ``state``, so that it can be sent back to the client."""
 
     error: ClassVar[str] = "server_error"
     status_code: ClassVar[int] = 400
     redirectable: ClassVar[bool] = True
 
-    def __init__(self, description: str = "", *, detail: str = "") -> None:
-        super().__init__(description or self.error)
+    def __init__(
+        self,
+        description: str = "",
+        *,
+        detail: str = "",
+        redirect_uri: str | None = None,
+        state: str | None = None,
+    ) -> None:
+        super().__init__(description or self.error, detail=detail)
         self.description = description
-        self.detail = detail
+        self.redirect_uri = redirect_uri
+        self.state = state
 
     def to_json(self) -> dict[str, str]:
         body = {"error": self.error}
         if self.description:
             body["error_description"] = self.description
         return body
+
+    def with_redirect(self, redirect_uri: str, state: str | None) -> OAuthError:
+        """The same error, addressed to a verified redirect URI."""
+        return type(self)(
+            self.description, detail=self.detail, redirect_uri=redirect_uri, state=state
+        )
 
 
 class InvalidRequestError(OAuthError):
@@ -226,5 +290,5 @@ class AuthorizationPageError(IdpError):
     unverified redirect URI): the pages show it to the person instead."""
 
     def __init__(self, error: OAuthError) -> None:
-        super().__init__(error.description or error.error)
+        super().__init__(error.description or error.error, detail=error.detail)
         self.error = error

@@ -1,90 +1,234 @@
-"""Interactions: an authorization request waiting for the person.
+"""Interactions: the state machine of an authorization request.
 
-The authorization endpoint validates a request, stores it here and sends the
-browser to ``consent_ui`` with the interaction's random uid.  The pages
-finish the steps (sign-in, consent) through :func:`finish_login` and
-:func:`finish_consent`, and the browser returns to
-``/authorize/resume/<uid>``, which replays the stored request.  This is
-node-oidc-provider's interaction and Hydra's login challenge: the protocol
-never renders and the UI never decides.
+The authorization endpoint validates a request and calls :func:`start`,
+which binds the browser's sign-in session at once and asks
+``idp.prompts.decide`` what comes next: nothing (a code is issued now),
+or a step for the person -- sign in, step up, consent.  Then the request is
+stored under a random uid and the browser goes to that step's page.  Each
+page asks :func:`next_step` what to show, and finishes its step through one
+call (:func:`finish_login` from the sign-in service, :func:`finish_consent`,
+:func:`abort`) that records the answer and returns the next URL.
+``/authorize/resume/<uid>`` calls :func:`resume`, which only issues the code
+(or the error) once every step is done.  This is node-oidc-provider's
+interaction and Hydra's login challenge: the protocol never renders and the
+UI never decides.
 
-An interaction is single use, expires after ``tokens.interaction_ttl_seconds``
-and, once someone has signed in through it, resumes only in the browser
-that holds that sign-in session (the uid alone is not enough)."""
+An interaction is single use (spent by a conditional update in the
+transaction that issues its code), expires after
+``tokens.interaction_ttl_seconds`` and is bound to one sign-in session: the
+browser's at the start, or the one a sign-in through it opens.  A page in
+another browser, holding only the uid, is asked to sign in first.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import urlencode
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
-from idp import clock, consents, events
-from idp.db import db, new_secret, secret_hash
-from idp.errors import InteractionError
+from idp import accounts, clients, clock, codes, consents, events, runtime
+from idp.clients import RelyingParty
+from idp.db import db, new_secret, rowcount, secret_hash, service
+from idp.errors import AccessDeniedError, InteractionError, NotFoundError, OAuthError
 from idp.models import Interaction
+from idp.prompts import NextStep, Situation, Step, decide, silent_failure
+from idp.sessions import SessionInfo
 
 __all__ = [
-    "InteractionInfo",
-    "complete",
-    "deny_login",
+    "AuthorizationRequest",
+    "Pending",
+    "Step",
+    "abort",
+    "client_redirect",
+    "error_redirect",
     "finish_consent",
     "finish_login",
-    "load",
+    "next_step",
     "purge_expired",
+    "resume",
     "start",
 ]
 
+_STEP_PAGES = {Step.LOGIN: "/login", Step.STEP_UP: "/login/step-up", Step.CONSENT: "/consent"}
+
 
 @dataclass(frozen=True, slots=True)
-class InteractionInfo:
-    uid: str
+class AuthorizationRequest:
+    """An authorization request the protocol layer has validated: the client
+    exists, the redirect URI is registered exactly, scope and PKCE are valid."""
+
     client_id: str
-    params: dict[str, str]
-    prompt: str
+    redirect_uri: str
+    scope: str
+    state: str | None = None
+    nonce: str | None = None
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+    prompts: frozenset[str] = frozenset()
+    max_age: int | None = None
+    login_hint: str = ""
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["prompts"] = sorted(self.prompts)
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> AuthorizationRequest:
+        data: dict[str, Any] = json.loads(text)
+        data["prompts"] = frozenset(data.get("prompts") or ())
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An interaction as its pages see it: what to ask, and why."""
+
+    uid: str
+    step: Step
     reasons: tuple[str, ...]
+    client_id: str
+    client_name: str
+    scopes: tuple[str, ...]
+    login_hint: str
     user_id: str | None
-    session_id: str | None
-    consent_scope: str | None
-    error: str | None
     expires_at: dt.datetime
 
     @property
-    def login_hint(self) -> str:
-        return self.params.get("login_hint", "")
-
-    @property
-    def scopes(self) -> tuple[str, ...]:
-        return tuple(self.params.get("scope", "").split())
+    def url(self) -> str:
+        """The page of this step (the resume endpoint once all are done)."""
+        return _step_url(self.uid, self.step)
 
 
-def start(
-    *, client_id: str, params: dict[str, str], prompt: str, reasons: list[str], ttl_seconds: int
-) -> str:
-    """Store a validated authorization request; returns its uid.  Commits."""
+def _step_url(uid: str, step: Step) -> str:
+    settings = runtime.current().settings
+    if step is Step.DONE:
+        return settings.url(f"/authorize/resume/{uid}")
+    return settings.url(f"{_STEP_PAGES[step]}?interaction={uid}")
+
+
+def client_redirect(redirect_uri: str, state: str | None, params: dict[str, str]) -> str:
+    """A verified redirect URI with the response, ``state`` and RFC 9207's ``iss``."""
+    params = dict(params)
+    if state:
+        params["state"] = state
+    params["iss"] = runtime.current().settings.server.issuer
+    sep = "&" if "?" in redirect_uri else "?"
+    return redirect_uri + sep + urlencode(params)
+
+
+def _to_client(request: AuthorizationRequest, params: dict[str, str]) -> str:
+    return client_redirect(request.redirect_uri, request.state, params)
+
+
+def error_redirect(request: AuthorizationRequest, error: OAuthError) -> OAuthError:
+    """``error`` addressed to the request's verified redirect URI."""
+    return error.with_redirect(request.redirect_uri, request.state)
+
+
+def _situation(
+    request: AuthorizationRequest,
+    client: RelyingParty,
+    session: SessionInfo | None,
+    *,
+    signed_in_here: bool = False,
+    consent_decided_here: bool = False,
+) -> Situation:
+    member_disabled = False
+    consent_given = False
+    if session is not None:
+        try:
+            member_disabled = accounts.get(session.user_id).disabled
+        except NotFoundError:
+            session = None
+    if session is not None:
+        consent_given = consents.covers(
+            session.user_id, client.client_id, frozenset(request.scope.split())
+        )
+    return Situation(
+        session=session,
+        member_disabled=member_disabled,
+        client=client,
+        prompts=request.prompts,
+        max_age=request.max_age,
+        signed_in_here=signed_in_here,
+        consent_given=consent_given,
+        consent_decided_here=consent_decided_here,
+        step_up_reasons=(),
+        step_up_done=False,
+        idle_minutes=runtime.current().settings.session.idle_minutes,
+        now=clock.now(),
+    )
+
+
+def _client(request: AuthorizationRequest) -> RelyingParty:
+    """The request's client, still registered with the same redirect URI."""
+    client = clients.lookup(request.client_id)
+    if client is None or request.redirect_uri not in client.redirect_uris:
+        raise InteractionError("The service that sent you here is no longer registered.")
+    return client
+
+
+@service
+def start(request: AuthorizationRequest, *, session: SessionInfo | None) -> str:
+    """Begin an authorization request in a browser with ``session`` (or none);
+    returns where the browser goes next.
+
+    When the session serves the request as it is, the code is issued at
+    once and the URL is the client's redirect URI.  Otherwise the request is
+    stored, bound to the session, and the URL is the page of the first step;
+    with ``prompt=none`` that is an error for the client instead (raised as
+    an OAuthError addressed to its redirect URI)."""
+    client = _client(request)
+    nxt = decide(_situation(request, client, session))
+    if nxt.step is Step.DONE and session is not None:
+        return _issue_code(request, session)
+    if "none" in request.prompts:
+        raise error_redirect(request, silent_failure(nxt))
     uid = new_secret(24)
     now = clock.now()
+    ttl = dt.timedelta(seconds=runtime.current().settings.tokens.interaction_ttl_seconds)
     db.session.add(
         Interaction(
             uid_hash=secret_hash(uid),
-            client_id=client_id,
-            params=json.dumps(params, sort_keys=True),
-            prompt=prompt,
-            reasons=reasons,
+            client_id=client.client_id,
+            params=request.to_json(),
+            prompt=str(nxt.step),
+            reasons=list(nxt.reasons),
+            session_id=session.id if session is not None else None,
+            user_id=session.user_id if session is not None else None,
             created_at=now,
-            expires_at=now + dt.timedelta(seconds=ttl_seconds),
+            expires_at=now + ttl,
         )
     )
-    db.session.commit()
-    return uid
+    return _step_url(uid, nxt.step)
+
+
+def _issue_code(request: AuthorizationRequest, session: SessionInfo) -> str:
+    code = codes.issue(
+        client_id=request.client_id,
+        session=session,
+        redirect_uri=request.redirect_uri,
+        scope=request.scope,
+        nonce=request.nonce,
+        code_challenge=request.code_challenge,
+        code_challenge_method=request.code_challenge_method,
+    )
+    return _to_client(request, {"code": code})
 
 
 def _row(uid: str) -> Interaction:
     if not uid or len(uid) > 64:
         raise InteractionError("This sign-in request is unknown.")
-    row = db.session.scalar(select(Interaction).where(Interaction.uid_hash == secret_hash(uid)))
+    row = db.session.execute(
+        select(Interaction)
+        .where(Interaction.uid_hash == secret_hash(uid))
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
     if row is None:
         raise InteractionError("This sign-in request is unknown.")
     if row.completed_at is not None:
@@ -96,72 +240,124 @@ def _row(uid: str) -> Interaction:
     return row
 
 
-def _info(uid: str, row: Interaction) -> InteractionInfo:
-    params: dict[str, Any] = json.loads(row.params)
-    return InteractionInfo(
+def _bound(row: Interaction, session: SessionInfo | None) -> SessionInfo | None:
+    """The browser's session if it is the one this interaction is bound to."""
+    if session is not None and session.id == row.session_id:
+        return session
+    return None
+
+
+def _decide(row: Interaction, session: SessionInfo | None) -> tuple[NextStep, RelyingParty]:
+    request = AuthorizationRequest.from_json(row.params)
+    client = _client(request)
+    bound = _bound(row, session)
+    if row.error:
+        return NextStep(Step.DONE, ("refused",)), client
+    situation = _situation(
+        request,
+        client,
+        bound,
+        signed_in_here=bound is not None and row.login_at is not None,
+        consent_decided_here=bound is not None and row.consent_scope is not None,
+    )
+    return decide(situation), client
+
+
+def next_step(uid: str, *, session: SessionInfo | None) -> Pending:
+    """What the interaction needs from the person in this browser now.
+    Raises InteractionError if it is unknown, used or expired.  Writes nothing."""
+    row = _row(uid)
+    nxt, client = _decide(row, session)
+    request = AuthorizationRequest.from_json(row.params)
+    return Pending(
         uid=uid,
-        client_id=row.client_id,
-        params={str(k): str(v) for k, v in params.items()},
-        prompt=row.prompt,
-        reasons=tuple(row.reasons),
+        step=nxt.step,
+        reasons=nxt.reasons,
+        client_id=client.client_id,
+        client_name=client.name,
+        scopes=tuple(request.scope.split()),
+        login_hint=request.login_hint,
         user_id=row.user_id,
-        session_id=row.session_id,
-        consent_scope=row.consent_scope,
-        error=row.error,
         expires_at=row.expires_at,
     )
 
 
-def load(uid: str) -> InteractionInfo:
-    """The pending interaction.  Raises InteractionError if unusable."""
-    return _info(uid, _row(uid))
-
-
-def finish_login(uid: str, *, user_id: str, session_id: str) -> InteractionInfo:
-    """Record who signed in for this request; commits."""
+@service
+def finish_login(uid: str, *, session: SessionInfo) -> str:
+    """The person signed in through this interaction with ``session`` (just
+    opened or renewed by the sign-in service, in the same transaction).
+    Binds the interaction to it; returns the next URL."""
     row = _row(uid)
-    if row.user_id is not None and row.user_id != user_id:
+    if row.user_id is not None and row.user_id != session.user_id:
         # Another account signed in midway: earlier consent was not theirs.
         row.consent_scope = None
-    row.user_id = user_id
-    row.session_id = session_id
-    db.session.commit()
-    return _info(uid, row)
+    row.user_id = session.user_id
+    row.session_id = session.id
+    row.login_at = clock.now()
+    nxt, _ = _decide(row, session)
+    return _step_url(uid, nxt.step)
 
 
-def finish_consent(uid: str, *, session_id: str, allow: bool) -> InteractionInfo:
-    """Record the person's decision on the requested scopes; commits.
-
-    Allowing remembers the consent for later requests of the client."""
+@service
+def finish_consent(uid: str, *, session: SessionInfo | None, allow: bool) -> str:
+    """Record the person's decision on the scopes asked for; returns the next
+    URL.  Allowing remembers the consent for later requests of the client."""
     row = _row(uid)
-    if row.session_id is None or row.session_id != session_id or row.user_id is None:
-        raise InteractionError("This sign-in request belongs to another browser.")
-    scope = json.loads(row.params).get("scope", "")
+    nxt, client = _decide(row, session)
+    if nxt.step is not Step.CONSENT or session is None:
+        # Signed out meanwhile, another browser, or nothing to consent to.
+        return _step_url(uid, nxt.step)
+    scope = AuthorizationRequest.from_json(row.params).scope
     if allow:
         row.consent_scope = scope
-        consents.grant(row.user_id, row.client_id, frozenset(scope.split()))
+        consents.grant(session.user_id, client.client_id, frozenset(scope.split()))
     else:
         row.error = "access_denied"
-        events.record("consent.denied", user_id=row.user_id, client_id=row.client_id)
-    db.session.commit()
-    return _info(uid, row)
+        events.record("consent.denied", user_id=session.user_id, client_id=client.client_id)
+    return _step_url(uid, Step.DONE)
 
 
-def deny_login(uid: str) -> InteractionInfo:
-    """The person gave up signing in: the client learns ``access_denied``."""
+@service
+def abort(uid: str) -> str:
+    """The person gave up: the client learns ``access_denied``.  Returns the
+    resume URL that tells it."""
     row = _row(uid)
     row.error = "access_denied"
-    db.session.commit()
-    return _info(uid, row)
+    return _step_url(uid, Step.DONE)
 
 
-def complete(uid: str) -> None:
-    """Spend the interaction so it cannot be resumed twice; commits."""
+@service
+def resume(uid: str, *, session: SessionInfo | None) -> str:
+    """Finish the interaction: returns the client's redirect URI with a code
+    (or with the error the person chose), or the page of a step still to do.
+
+    Spends the interaction by a conditional update in the transaction that
+    issues the code, so two concurrent resumes issue one code."""
     row = _row(uid)
-    row.completed_at = clock.now()
-    db.session.commit()
+    nxt, _ = _decide(row, session)
+    if nxt.step is not Step.DONE:
+        return _step_url(uid, nxt.step)
+    spent = db.session.execute(
+        update(Interaction)
+        .where(
+            Interaction.id == row.id,
+            Interaction.completed_at.is_(None),
+            Interaction.expires_at > clock.now(),
+        )
+        .values(completed_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(spent) != 1:
+        raise InteractionError("This sign-in request was already used.")
+    request = AuthorizationRequest.from_json(row.params)
+    if row.error:
+        error = AccessDeniedError("The person did not allow the request.")
+        return _to_client(request, error.to_json())
+    bound = _bound(row, session)
+    assert bound is not None  # noqa: S101 - decide() asks for login without a bound session
+    return _issue_code(request, bound)
 
 
 def purge_expired(now: dt.datetime) -> None:
-    """Delete interactions past their expiry (the caller commits)."""
+    """Delete interactions past their expiry (joins the caller's transaction)."""
     db.session.execute(delete(Interaction).where(Interaction.expires_at < now))

@@ -30,9 +30,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from idp import clock
+from idp.config import Settings
 from idp.errors import ConfigError, InvalidTokenError
 
-__all__ = ["SKEW_SECONDS", "KeyInfo", "KeyRing"]
+__all__ = ["SKEW_SECONDS", "KeyInfo", "KeyRing", "keyring_for"]
 
 SKEW_SECONDS = 300
 """Clock skew allowed to relying parties, added to every retention window."""
@@ -261,3 +262,10 @@ class KeyRing:
         if typ is not None and str(header.get("typ", "")).lower() != typ.lower():
             raise InvalidTokenError("The token is invalid.", detail=f"typ {header.get('typ')!r}")
         return header, dict(decoded.claims)
+
+
+def keyring_for(settings: Settings) -> KeyRing:
+    """The key ring of ``keys.dir``, retaining retired keys as long as the
+    longest-lived token they signed."""
+    ttl = max(settings.tokens.access_token_ttl_seconds, settings.tokens.id_token_ttl_seconds)
+    return KeyRing(settings.keys.dir, algorithm=settings.keys.algorithm, max_token_ttl_seconds=ttl)

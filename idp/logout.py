@@ -1,6 +1,7 @@
 """RP-initiated logout 1.0: which session to end and where to go after.
 
-An ``id_token_hint`` is checked for our signature and issuer but may be
+An ``id_token_hint`` is checked for our signature, issuer and type (an ID
+token, ``typ: JWT``: a logout or access token is no hint) but may be
 expired (the spec allows it: a person often signs out long after the ID
 token's ``exp``).  ``post_logout_redirect_uri`` is honoured only when it is
 registered, exactly, for the client the hint or ``client_id`` names; anything
@@ -40,7 +41,8 @@ def validate(params: dict[str, str]) -> LogoutRequest:
     hint_sid = hint_sub = None
     if hint:
         try:
-            _, claims = rt.keys.verify(hint)
+            # Only an ID token (typ JWT): never a logout or access token of ours.
+            _, claims = rt.keys.verify(hint, typ="JWT")
         except InvalidTokenError:
             raise InvalidRequestError(
                 "The id_token_hint is not a valid ID token of this provider."

@@ -2,15 +2,18 @@
 
 Back-channel logout calls (and, later, mail) are rows here, added by the
 service that caused them, so that the event and the promise to announce it
-commit or roll back together.  ``idp worker`` (or the thread inside
-``idp serve``) claims due rows and delivers them; a failed delivery is
-retried with back-off until it succeeds or its time runs out.  A relying
-service that is down loses nothing.
+commit or roll back together.  ``idp worker`` claims due rows one at a time
+and delivers them; a failed delivery is retried with back-off until it
+succeeds or its time runs out.  A relying service that is down loses nothing.
 
-Claiming is a conditional update of ``next_attempt_at`` (a lease), so any
-number of workers on any number of nodes can drain the same table: each
-row is delivered by one of them at a time (PostgreSQL also skips rows
-another worker has locked)."""
+Claiming is a lease on one message: a conditional update sets a random
+``lease_id`` and moves ``next_attempt_at`` past the lease, so any number of
+workers on any number of nodes can drain the same table (PostgreSQL also
+skips rows another worker has locked).  The outcome is recorded only by the
+holder of the lease (``... WHERE lease_id = mine``): a worker whose lease ran
+out while a slow service answered cannot finish a message that another
+worker took over, and a lease per message (not per batch) is longer than
+one delivery can take, so a logout is delivered once."""
 
 from __future__ import annotations
 
@@ -22,13 +25,13 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from idp import clock
-from idp.db import db
+from idp.db import db, new_secret, rowcount, service
 from idp.models import OutboxMessage
 
 __all__ = [
     "LEASE",
     "OutboxItem",
-    "claim_due",
+    "claim_next",
     "enqueue_many",
     "mark_delivered",
     "mark_failed",
@@ -37,7 +40,8 @@ __all__ = [
 ]
 
 LEASE = dt.timedelta(seconds=60)
-"""How long a claimed row is left to its worker before another may take it."""
+"""How long a claimed message is left to its worker: far longer than one
+delivery may take (every socket operation times out after 5 s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +52,11 @@ class OutboxItem:
     attempts: int
     created_at: dt.datetime
     expires_at: dt.datetime
+    lease_id: str
 
 
 def enqueue_many(kind: str, payloads: list[dict[str, Any]], *, ttl: dt.timedelta) -> None:
-    """Add messages to the caller's transaction, due now (the caller commits)."""
+    """Add messages to the caller's transaction, due now."""
     if not payloads:
         return
     now = clock.now()
@@ -71,80 +76,97 @@ def enqueue_many(kind: str, payloads: list[dict[str, Any]], *, ttl: dt.timedelta
     )
 
 
-def claim_due(limit: int = 50) -> list[OutboxItem]:
-    """Lease up to ``limit`` due messages to this worker and commit the lease."""
+@service
+def claim_next() -> OutboxItem | None:
+    """Lease the most overdue message to this worker, or None if none is due."""
     now = clock.now()
-    candidates = db.session.execute(
-        select(
-            OutboxMessage.id,
-            OutboxMessage.kind,
-            OutboxMessage.payload,
-            OutboxMessage.attempts,
-            OutboxMessage.created_at,
-            OutboxMessage.expires_at,
-            OutboxMessage.next_attempt_at,
-        )
-        .where(
-            OutboxMessage.delivered_at.is_(None),
-            OutboxMessage.failed_at.is_(None),
-            OutboxMessage.next_attempt_at <= now,
-        )
-        .order_by(OutboxMessage.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    claimed: list[OutboxItem] = []
-    for row in candidates:
-        result = db.session.execute(
+    for _ in range(5):  # another worker may take the candidate first
+        row = db.session.execute(
+            select(
+                OutboxMessage.id,
+                OutboxMessage.kind,
+                OutboxMessage.payload,
+                OutboxMessage.attempts,
+                OutboxMessage.created_at,
+                OutboxMessage.expires_at,
+                OutboxMessage.next_attempt_at,
+            )
+            .where(
+                OutboxMessage.delivered_at.is_(None),
+                OutboxMessage.failed_at.is_(None),
+                OutboxMessage.next_attempt_at <= now,
+            )
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        ).first()
+        if row is None:
+            return None
+        lease_id = new_secret(16)
+        won = db.session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == row.id, OutboxMessage.next_attempt_at == row.next_attempt_at)
-            .values(next_attempt_at=now + LEASE, attempts=row.attempts + 1)
+            .where(
+                OutboxMessage.id == row.id,
+                OutboxMessage.next_attempt_at == row.next_attempt_at,
+                OutboxMessage.delivered_at.is_(None),
+                OutboxMessage.failed_at.is_(None),
+            )
+            .values(next_attempt_at=now + LEASE, attempts=row.attempts + 1, lease_id=lease_id)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]  # CursorResult
-            claimed.append(
-                OutboxItem(
-                    id=row.id,
-                    kind=row.kind,
-                    payload=json.loads(row.payload),
-                    attempts=row.attempts + 1,
-                    created_at=row.created_at,
-                    expires_at=row.expires_at,
-                )
+        if rowcount(won) == 1:
+            return OutboxItem(
+                id=row.id,
+                kind=row.kind,
+                payload=json.loads(row.payload),
+                attempts=row.attempts + 1,
+                created_at=row.created_at,
+                expires_at=row.expires_at,
+                lease_id=lease_id,
             )
-    db.session.commit()
-    return claimed
+    return None
 
 
-def mark_delivered(item: OutboxItem) -> None:
-    db.session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == item.id)
-        .values(delivered_at=clock.now(), last_error=None)
+def _held(item: OutboxItem) -> Any:
+    return update(OutboxMessage).where(
+        OutboxMessage.id == item.id,
+        OutboxMessage.lease_id == item.lease_id,
+        OutboxMessage.delivered_at.is_(None),
+        OutboxMessage.failed_at.is_(None),
     )
-    db.session.commit()
 
 
-def retry_later(item: OutboxItem, error: str, *, delay: dt.timedelta) -> None:
-    db.session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == item.id)
-        .values(next_attempt_at=clock.now() + delay, last_error=error[:1000])
+@service
+def mark_delivered(item: OutboxItem) -> bool:
+    """Record the delivery; False if the lease was lost (another worker owns it)."""
+    result = db.session.execute(
+        _held(item).values(delivered_at=clock.now(), last_error=None, lease_id=None)
     )
-    db.session.commit()
+    return rowcount(result) == 1
 
 
-def mark_failed(item: OutboxItem, error: str) -> None:
+@service
+def retry_later(item: OutboxItem, error: str, *, delay: dt.timedelta) -> bool:
+    """Release the message for another attempt after ``delay``."""
+    result = db.session.execute(
+        _held(item).values(
+            next_attempt_at=clock.now() + delay, last_error=error[:1000], lease_id=None
+        )
+    )
+    return rowcount(result) == 1
+
+
+@service
+def mark_failed(item: OutboxItem, error: str) -> bool:
     """Give up on a message (the caller records why in the audit log)."""
-    db.session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == item.id)
-        .values(failed_at=clock.now(), last_error=error[:1000])
+    result = db.session.execute(
+        _held(item).values(failed_at=clock.now(), last_error=error[:1000], lease_id=None)
     )
+    return rowcount(result) == 1
 
 
 def purge_finished(older_than: dt.timedelta) -> int:
-    """Delete delivered or failed messages older than this; commits."""
+    """Delete delivered or failed messages older than this (joins the caller's transaction)."""
     cutoff = clock.now() - older_than
     result = db.session.execute(
         delete(OutboxMessage).where(
@@ -152,5 +174,4 @@ def purge_finished(older_than: dt.timedelta) -> int:
             (OutboxMessage.delivered_at.is_not(None)) | (OutboxMessage.failed_at.is_not(None)),
         )
     )
-    db.session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)

@@ -8,8 +8,12 @@
   the browser between the two requests.
 * The relying-party ID and the allowed origins come from the settings
   (``passkeys.rp_id``, ``passkeys.origins``), never from the request.
-* A sign count that goes backwards (a cloned authenticator) and an unknown
-  credential are refused with a readable message and recorded.
+* The signature is verified before anything is said about the account: an
+  assertion that does not verify is recorded without naming anyone, and
+  only a verified one can count as a cloned authenticator (a sign count
+  that goes backwards) or be refused against its account.  The
+  ``userHandle`` it carries must be its account's.
+* A refusal leaves its challenge spent and is recorded (``idp.db.refuse``).
 
 py_webauthn's exceptions become :class:`PasskeyError` here, the one place
 that wraps the library (as warehouse's ``utils/webauthn.py`` does).
@@ -23,9 +27,10 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import webauthn
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select, update
 from webauthn.helpers import exceptions as webauthn_errors
 from webauthn.helpers.structs import (
@@ -38,14 +43,13 @@ from webauthn.helpers.structs import (
 
 from idp import accounts, clock, events, runtime
 from idp.accounts import Member
-from idp.db import db, secret_hash
-from idp.errors import IdpError, NotFoundError, UsageError
+from idp.db import db, refuse, rowcount, secret_hash, service
+from idp.errors import NotFoundError, PasskeyError, UsageError
 from idp.models import Passkey, WebauthnChallenge
 
 __all__ = [
     "AMR",
     "CHALLENGE_TTL",
-    "PasskeyError",
     "PasskeyInfo",
     "authenticate",
     "authentication_options",
@@ -73,15 +77,6 @@ _LIBRARY_ERRORS = (
     TypeError,
 )
 """What py_webauthn (and malformed input it parses) raises: our PasskeyError."""
-
-
-class PasskeyError(IdpError):
-    """A passkey ceremony was refused; ``message`` is what the person sees."""
-
-    def __init__(self, message: str, *, detail: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,14 +146,32 @@ def _spend_challenge(credential: dict[str, Any], purpose: str) -> tuple[bytes, W
         raise PasskeyError("This passkey request was already used. Try again.")
     if row.expires_at <= now:
         raise PasskeyError("This passkey request has expired. Try again.")
-    spent = db.session.execute(
-        update(WebauthnChallenge)
-        .where(WebauthnChallenge.id == row.id, WebauthnChallenge.used_at.is_(None))
-        .values(used_at=now)
-    )
-    if spent.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult
+    if not _mark_spent(row.id):
         raise PasskeyError("This passkey request was already used. Try again.")
     return base64.urlsafe_b64decode(_pad(echoed)), row
+
+
+def _mark_spent(challenge_id: int) -> bool:
+    """Spend a challenge: a conditional update, True for the one winner."""
+    spent = db.session.execute(
+        update(WebauthnChallenge)
+        .where(WebauthnChallenge.id == challenge_id, WebauthnChallenge.used_at.is_(None))
+        .values(used_at=clock.now())
+    )
+    return rowcount(spent) == 1
+
+
+def _refuse(
+    error: PasskeyError, challenge_id: int, event: str | None = None, **fields: Any
+) -> NoReturn:
+    """Refuse a ceremony: its challenge stays spent, and ``event`` is recorded."""
+
+    def record() -> None:
+        _mark_spent(challenge_id)
+        if event is not None:
+            events.record(event, **fields)
+
+    refuse(error, record=record)
 
 
 def _pad(value: str) -> str:
@@ -170,8 +183,9 @@ def _rp() -> tuple[str, list[str]]:
     return settings.rp_id, list(settings.allowed_origins)
 
 
+@service
 def registration_options(member: Member, *, session_id: str) -> dict[str, Any]:
-    """Options for ``navigator.credentials.create()``; commits the challenge."""
+    """Options for ``navigator.credentials.create()``; stores the challenge."""
     rp_id, _ = _rp()
     existing = db.session.scalars(
         select(Passkey.credential_id).where(Passkey.user_id == member.id)
@@ -190,20 +204,19 @@ def registration_options(member: Member, *, session_id: str) -> dict[str, Any]:
         ),
         exclude_credentials=[PublicKeyCredentialDescriptor(id=c) for c in existing],
     )
-    db.session.commit()
     result: dict[str, Any] = json.loads(webauthn.options_to_json(options))
     return result
 
 
+@service
 def register(
     member: Member, credential: dict[str, Any], *, session_id: str, name: str = ""
 ) -> PasskeyInfo:
-    """Verify a new passkey and store it; commits.  Raises PasskeyError."""
+    """Verify a new passkey and store it.  Raises PasskeyError."""
     rp_id, origins = _rp()
     challenge, row = _spend_challenge(credential, "register")
     if row.user_id != member.id or row.session_id != session_id:
-        db.session.commit()
-        raise PasskeyError("This passkey request belongs to another sign-in. Try again.")
+        _refuse(PasskeyError("This passkey request belongs to another sign-in. Try again."), row.id)
     try:
         verified = webauthn.verify_registration_response(
             credential=credential,
@@ -213,18 +226,17 @@ def register(
             require_user_verification=True,
         )
     except _LIBRARY_ERRORS as e:
-        db.session.commit()  # the challenge stays spent
-        raise PasskeyError("The passkey could not be registered.", detail=str(e)) from e
+        _refuse(PasskeyError("The passkey could not be registered.", detail=str(e)), row.id)
     count = db.session.scalar(select(func.count()).where(Passkey.user_id == member.id)) or 0
     if count >= MAX_PASSKEYS:
-        db.session.commit()
-        raise PasskeyError(f"You already have {MAX_PASSKEYS} passkeys. Delete one first.")
+        _refuse(
+            PasskeyError(f"You already have {MAX_PASSKEYS} passkeys. Delete one first."), row.id
+        )
     taken = db.session.scalar(
         select(Passkey.id).where(Passkey.credential_id == verified.credential_id)
     )
     if taken is not None:
-        db.session.commit()
-        raise PasskeyError("This passkey is already registered.")
+        _refuse(PasskeyError("This passkey is already registered."), row.id)
     transports = [
         t for t in (credential.get("response", {}).get("transports") or []) if isinstance(t, str)
     ]
@@ -244,15 +256,16 @@ def register(
     )
     db.session.add(passkey)
     events.record("passkey.registered", user_id=member.id, session_id=session_id, name=passkey.name)
-    db.session.commit()
+    db.session.flush()
     return _info(passkey)
 
 
+@service
 def authentication_options(
     *, purpose: str = "signin", qr_request_id: int | None = None
 ) -> dict[str, Any]:
     """Options for ``navigator.credentials.get()`` asking for any discoverable
-    credential of this site (no user ID typed); commits the challenge."""
+    credential of this site (no user ID typed); stores the challenge."""
     rp_id, _ = _rp()
     options = webauthn.generate_authentication_options(
         rp_id=rp_id,
@@ -260,17 +273,17 @@ def authentication_options(
         timeout=TIMEOUT_MS,
         user_verification=UserVerificationRequirement.REQUIRED,
     )
-    db.session.commit()
     result: dict[str, Any] = json.loads(webauthn.options_to_json(options))
     return result
 
 
+@service
 def authenticate(
     credential: dict[str, Any], *, purpose: str = "signin", ip: str | None = None
 ) -> tuple[Member, int | None]:
     """Verify a passkey answer; returns the member (and the QR request the
-    challenge was made for).  Commits; raises PasskeyError with a message a
-    person can read, after recording why."""
+    challenge was made for).  Raises PasskeyError with a message a person
+    can read, after recording why (the request's other work is dropped)."""
     rp_id, origins = _rp()
     challenge, row = _spend_challenge(credential, purpose)
     raw_id = credential.get("rawId") or credential.get("id") or ""
@@ -280,45 +293,83 @@ def authenticate(
         credential_id = b""
     passkey = db.session.scalar(select(Passkey).where(Passkey.credential_id == credential_id))
     if passkey is None:
-        events.record("passkey.unknown", ip=ip)
-        db.session.commit()
-        raise PasskeyError("This passkey is not registered with any account.")
+        _refuse(
+            PasskeyError("This passkey is not registered with any account."),
+            row.id,
+            "passkey.unknown",
+            ip=ip,
+        )
     try:
+        # The sign count is ours to judge, after the signature: the library
+        # would compare it first, letting a forged answer pass for a clone.
         verified = webauthn.verify_authentication_response(
             credential=credential,
             expected_challenge=challenge,
             expected_rp_id=rp_id,
             expected_origin=origins,
             credential_public_key=passkey.public_key,
-            credential_current_sign_count=passkey.sign_count,
+            credential_current_sign_count=0,
             require_user_verification=True,
         )
     except _LIBRARY_ERRORS as e:
-        regression = "sign count" in str(e)
-        events.record(
-            "passkey.sign_count_regression" if regression else "passkey.refused",
+        _refuse(
+            PasskeyError("The passkey could not be verified.", detail=str(e)),
+            row.id,
+            "passkey.refused",
+            ip=ip,
+            reason="not verified",
+        )
+    if not _user_handle_matches(credential, passkey.user_id):
+        _refuse(
+            PasskeyError("The passkey could not be verified.", detail="userHandle mismatch"),
+            row.id,
+            "passkey.refused",
             user_id=passkey.user_id,
             ip=ip,
             passkey_id=passkey.id,
-            detail=str(e),
+            reason="user handle does not match",
         )
-        db.session.commit()
-        if regression:
-            raise PasskeyError(
+    stored, presented = passkey.sign_count, verified.new_sign_count
+    if (stored > 0 or presented > 0) and presented <= stored:
+        _refuse(
+            PasskeyError(
                 "This passkey looks copied and was refused. Sign in with your password.",
-                detail=str(e),
-            ) from e
-        raise PasskeyError("The passkey could not be verified.", detail=str(e)) from e
+                detail=f"sign count {presented} after {stored}",
+            ),
+            row.id,
+            "passkey.sign_count_regression",
+            user_id=passkey.user_id,
+            ip=ip,
+            passkey_id=passkey.id,
+        )
     member = accounts.get(passkey.user_id)
     if member.disabled:
-        db.session.commit()
-        raise PasskeyError("This account is locked. Contact support to unlock it.")
-    passkey.sign_count = verified.new_sign_count
+        _refuse(
+            PasskeyError("This account is locked. Contact support to unlock it."),
+            row.id,
+            "signin.refused",
+            user_id=member.id,
+            ip=ip,
+            method="passkey",
+            reason="account disabled",
+        )
+    passkey.sign_count = presented
     passkey.backed_up = verified.credential_backed_up
     passkey.last_used_at = clock.now()
     events.record("passkey.used", user_id=member.id, ip=ip, passkey_id=passkey.id, purpose=purpose)
-    db.session.commit()
     return member, row.qr_request_id
+
+
+def _user_handle_matches(credential: dict[str, Any], user_id: str) -> bool:
+    """A discoverable credential names its account (``userHandle``, the
+    account's UUID bytes, as registered); when present it must be this one."""
+    handle = (credential.get("response") or {}).get("userHandle")
+    if not handle:
+        return True
+    try:
+        return base64.urlsafe_b64decode(_pad(str(handle))) == uuid.UUID(user_id).bytes
+    except (ValueError, TypeError):
+        return False
 
 
 def list_for_user(user_id: str) -> list[PasskeyInfo]:
@@ -339,6 +390,7 @@ def _own(user_id: str, passkey_id: int) -> Passkey:
     return row
 
 
+@service
 def rename(user_id: str, passkey_id: int, name: str) -> PasskeyInfo:
     cleaned = _clean_name(name)
     if not cleaned:
@@ -346,19 +398,16 @@ def rename(user_id: str, passkey_id: int, name: str) -> PasskeyInfo:
     row = _own(user_id, passkey_id)
     row.name = cleaned
     events.record("passkey.renamed", user_id=user_id, passkey_id=passkey_id)
-    db.session.commit()
     return _info(row)
 
 
+@service
 def delete(user_id: str, passkey_id: int) -> None:
     row = _own(user_id, passkey_id)
     db.session.delete(row)
     events.record("passkey.deleted", user_id=user_id, passkey_id=passkey_id, name=row.name)
-    db.session.commit()
 
 
 def purge_expired(now: dt.datetime) -> None:
-    """Delete challenges past their expiry (the caller commits)."""
-    from sqlalchemy import delete as sql_delete
-
+    """Delete challenges past their expiry (joins the caller's transaction)."""
     db.session.execute(sql_delete(WebauthnChallenge).where(WebauthnChallenge.expires_at < now))

@@ -1,39 +1,92 @@
-"""Which prompt an authorization request needs, and why.
+"""What an authorization request needs next, and why.
 
-Named checks with reasons, as node-oidc-provider's interaction policy: the
-authorization endpoint asks :func:`decide` and either issues a code at once,
-starts an interaction for ``login`` or ``consent``, or (``prompt=none``)
-answers with ``login_required`` / ``consent_required``.  No I/O here: the
-caller passes the session, client and remembered consent in."""
+The steps of authorization in their order -- sign in, step up, consent --
+each a named check with reasons, as node-oidc-provider's interaction
+policy.  :func:`decide` is the one function that says which step comes
+next; ``idp.interactions`` asks it when a request starts, whenever a page
+loads, and before a code is issued, so the decision cannot drift between
+places.  No I/O here: the caller passes everything in.
+
+The step-up step sits between sign-in and consent.  Its reasons come from
+the caller (the risk rules of a sign-in); a request whose step-up is done
+goes on to consent.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from enum import StrEnum
 
 from idp.clients import RelyingParty
-from idp.errors import ConsentRequiredError, InvalidRequestError, LoginRequiredError
-from idp.sessions import SessionInfo
+from idp.errors import (
+    ConsentRequiredError,
+    InteractionRequiredError,
+    InvalidRequestError,
+    LoginRequiredError,
+    OAuthError,
+)
+from idp.sessions import SessionInfo, serves_client
 
-__all__ = ["Decision", "decide", "parse_max_age", "parse_prompt"]
+__all__ = [
+    "NextStep",
+    "Situation",
+    "Step",
+    "decide",
+    "parse_max_age",
+    "parse_prompt",
+    "silent_failure",
+]
 
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 
 
+class Step(StrEnum):
+    """The steps of an authorization request, in the order they are asked."""
+
+    LOGIN = "login"
+    STEP_UP = "step_up"
+    CONSENT = "consent"
+    DONE = "done"
+
+
 @dataclass(frozen=True, slots=True)
-class Decision:
-    prompt: str | None
-    """None: issue now; else ``login`` or ``consent``."""
+class NextStep:
+    step: Step
     reasons: tuple[str, ...]
+    """Why the step is asked: ``no_session``, ``login_prompt``, ``max_age``,
+    ``client_refuses_stay_signed_in``, ``account_disabled``,
+    ``consent_prompt``, ``scopes_not_granted`` or a step-up reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Situation:
+    """Everything :func:`decide` looks at."""
+
+    session: SessionInfo | None
+    """The browser's sign-in session, if this request may use it."""
+    member_disabled: bool
+    client: RelyingParty
+    prompts: frozenset[str]
+    max_age: int | None
+    signed_in_here: bool
+    """The person signed in during this very request: ``prompt=login`` and
+    ``max_age`` are then satisfied."""
+    consent_given: bool
+    """Earlier consent covers every scope asked for."""
+    consent_decided_here: bool
+    step_up_reasons: tuple[str, ...]
+    step_up_done: bool
+    idle_minutes: int
+    now: dt.datetime
 
 
 def parse_prompt(value: str | None) -> frozenset[str]:
     if not value:
         return frozenset()
     prompts = frozenset(value.split())
-    unknown = prompts - PROMPTS
-    if unknown:
-        raise InvalidRequestError(f"Unsupported prompt value '{sorted(unknown)[0]}'.")
+    if prompts - PROMPTS:
+        raise InvalidRequestError("The prompt parameter has an unsupported value.")
     if "none" in prompts and len(prompts) > 1:
         raise InvalidRequestError("prompt=none cannot be combined with other values.")
     return prompts
@@ -47,32 +100,27 @@ def parse_max_age(value: str | None) -> int | None:
     return int(value)
 
 
-def login_reasons(
-    *,
-    session: SessionInfo | None,
-    user_disabled: bool,
-    client: RelyingParty,
-    prompts: frozenset[str],
-    max_age: int | None,
-    idle_minutes: int,
-    now: dt.datetime,
-) -> list[str]:
+def login_reasons(s: Situation) -> list[str]:
     """Why the person must (re-)authenticate; empty when the session serves."""
+    session = s.session
     if session is None:
         return ["no_session"]
     reasons = []
-    if user_disabled:
+    if s.member_disabled:
         reasons.append("account_disabled")
-    if "login" in prompts:
+    if s.signed_in_here:
+        return reasons
+    if "login" in s.prompts:
         reasons.append("login_prompt")
-    if max_age is not None and (
-        max_age == 0 or (now - session.auth_time).total_seconds() > max_age
+    if s.max_age is not None and (
+        s.max_age == 0 or (s.now - session.auth_time).total_seconds() > s.max_age
     ):
         reasons.append("max_age")
-    if (
-        not client.allow_stay_signed_in
-        and session.remember
-        and now - session.auth_time > dt.timedelta(minutes=idle_minutes)
+    if not serves_client(
+        session,
+        allow_stay_signed_in=s.client.allow_stay_signed_in,
+        idle_minutes=s.idle_minutes,
+        now=s.now,
     ):
         # A service that refuses long-lived sign-ins (a bank) is not served by
         # one older than an ordinary browser session would be.
@@ -80,47 +128,33 @@ def login_reasons(
     return reasons
 
 
-def decide(
-    *,
-    session: SessionInfo | None,
-    user_disabled: bool,
-    client: RelyingParty,
-    prompts: frozenset[str],
-    max_age: int | None,
-    consent_given: bool,
-    idle_minutes: int,
-    now: dt.datetime,
-) -> Decision:
-    """The next step of an authorization request.
-
-    Raises LoginRequiredError / ConsentRequiredError for ``prompt=none``
-    when a step would need the person."""
-    reasons = login_reasons(
-        session=session,
-        user_disabled=user_disabled,
-        client=client,
-        prompts=prompts,
-        max_age=max_age,
-        idle_minutes=idle_minutes,
-        now=now,
-    )
-    if reasons:
-        if "none" in prompts:
-            raise LoginRequiredError("The person must sign in.", detail=",".join(reasons))
-        return Decision(prompt="login", reasons=tuple(reasons))
-    consent_reasons = consent_needed(client=client, prompts=prompts, consent_given=consent_given)
-    if consent_reasons:
-        if "none" in prompts:
-            raise ConsentRequiredError("The person must consent.", detail=",".join(consent_reasons))
-        return Decision(prompt="consent", reasons=tuple(consent_reasons))
-    return Decision(prompt=None, reasons=())
-
-
-def consent_needed(
-    *, client: RelyingParty, prompts: frozenset[str], consent_given: bool
-) -> list[str]:
-    if "consent" in prompts:
+def consent_reasons(s: Situation) -> list[str]:
+    if s.consent_decided_here:
+        return []
+    if "consent" in s.prompts:
         return ["consent_prompt"]
-    if client.first_party or consent_given:
+    if s.client.first_party or s.consent_given:
         return []
     return ["scopes_not_granted"]
+
+
+def decide(s: Situation) -> NextStep:
+    """The next step of an authorization request."""
+    if reasons := login_reasons(s):
+        return NextStep(Step.LOGIN, tuple(reasons))
+    if s.step_up_reasons and not s.step_up_done:
+        return NextStep(Step.STEP_UP, s.step_up_reasons)
+    if reasons := consent_reasons(s):
+        return NextStep(Step.CONSENT, tuple(reasons))
+    return NextStep(Step.DONE, ())
+
+
+def silent_failure(next_step: NextStep) -> OAuthError:
+    """What ``prompt=none`` answers when a step would need the person
+    (OIDC Core 3.1.2.6)."""
+    detail = ",".join(next_step.reasons)
+    if next_step.step is Step.LOGIN:
+        return LoginRequiredError("The person must sign in.", detail=detail)
+    if next_step.step is Step.CONSENT:
+        return ConsentRequiredError("The person must consent.", detail=detail)
+    return InteractionRequiredError("The person must confirm the sign-in.", detail=detail)

@@ -34,13 +34,12 @@ from sqlalchemy import delete, select, update
 
 from idp import clock, events, geo, passkeys, runtime
 from idp.accounts import Member
-from idp.db import db, new_secret, secret_hash
-from idp.errors import IdpError
+from idp.db import db, new_secret, refuse, rowcount, secret_hash, service
+from idp.errors import QrError
 from idp.models import QrRequest
 
 __all__ = [
     "AMR",
-    "QrError",
     "QrStatus",
     "Started",
     "approve",
@@ -63,14 +62,6 @@ PENDING, APPROVED, DENIED, EXPIRED, COLLECTED = (
     "expired",
     "collected",
 )
-
-
-class QrError(IdpError):
-    """A QR step was refused; ``message`` is what the person sees."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +114,9 @@ def _status(row: QrRequest) -> QrStatus:
     )
 
 
+@service
 def start(*, ip: str, user_agent: str, return_to: str) -> Started:
-    """Open a request for this browser; commits."""
+    """Open a request for this browser."""
     settings = runtime.current().settings
     now = clock.now()
     token, binding = new_secret(32), new_secret(32)
@@ -152,7 +144,6 @@ def start(*, ip: str, user_agent: str, return_to: str) -> Started:
     )
     db.session.add(row)
     events.record("qr.started", ip=ip, qr_request=row.public_id)
-    db.session.commit()
     return Started(
         public_id=row.public_id,
         token=token,
@@ -189,8 +180,10 @@ def status(public_id: str, binding: str | None) -> QrStatus:
     return _status(_by_public_id(public_id, binding))
 
 
+@service
 def collect(public_id: str, binding: str | None) -> tuple[str, QrStatus]:
-    """The approving member's id, once, for the browser that asked; commits."""
+    """The approving member's id, once, for the browser that asked (a
+    conditional update picks the one collector)."""
     row = _by_public_id(public_id, binding)
     state = _state(row, clock.now())
     if state != APPROVED or row.user_id is None:
@@ -200,13 +193,11 @@ def collect(public_id: str, binding: str | None) -> tuple[str, QrStatus]:
         .where(QrRequest.id == row.id, QrRequest.state == APPROVED)
         .values(state=COLLECTED, collected_at=clock.now())
     )
-    if done.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult
-        db.session.rollback()
+    if rowcount(done) != 1:
         raise QrError(_refusal(COLLECTED))
     events.record(
         "qr.collected", user_id=row.user_id, ip=row.requester_ip, qr_request=row.public_id
     )
-    db.session.commit()
     return row.user_id, _status(row)
 
 
@@ -241,34 +232,52 @@ def _pending(row: QrRequest) -> None:
         raise QrError(_refusal(state) if state != APPROVED else "This request was already used.")
 
 
-def _end_denied(row: QrRequest, reason: str, ip: str | None) -> None:
+def _end_denied(row_id: int, public_id: str, reason: str, ip: str | None) -> None:
     db.session.execute(
         update(QrRequest)
-        .where(QrRequest.id == row.id, QrRequest.state == PENDING)
+        .where(QrRequest.id == row_id, QrRequest.state == PENDING)
         .values(state=DENIED, deny_reason=reason, decided_at=clock.now())
     )
-    events.record("qr.denied", ip=ip, qr_request=row.public_id, reason=reason)
-    db.session.commit()
+    events.record("qr.denied", ip=ip, qr_request=public_id, reason=reason)
 
 
+def _deny_for_good(row: QrRequest, reason: str, message: str, ip: str | None) -> None:
+    row_id, public_id = row.id, row.public_id
+    refuse(QrError(message), record=lambda: _end_denied(row_id, public_id, reason, ip))
+
+
+@service
 def pick(token: str, number: str, *, ip: str | None = None) -> dict[str, Any]:
     """The person picked a number: the right one returns the passkey challenge
-    that approves; a wrong one denies the request for good.  Commits."""
+    that approves; a wrong one (or a second pick) denies the request for good."""
     row = _by_token(token)
     _pending(row)
-    if row.picked_at is not None:
-        _end_denied(row, "second_use", ip)
-        raise QrError("A number was already picked for this request. The request is denied.")
+    picked = db.session.execute(
+        update(QrRequest)
+        .where(QrRequest.id == row.id, QrRequest.state == PENDING, QrRequest.picked_at.is_(None))
+        .values(picked_at=clock.now())
+    )
+    if rowcount(picked) != 1:
+        _deny_for_good(
+            row,
+            "second_use",
+            "A number was already picked for this request. The request is denied.",
+            ip,
+        )
     if not secrets.compare_digest(number.encode(), row.match_code.encode()):
-        _end_denied(row, "wrong_number", ip)
-        raise QrError("That was not the number on the other screen. The request is denied.")
-    row.picked_at = clock.now()
+        _deny_for_good(
+            row,
+            "wrong_number",
+            "That was not the number on the other screen. The request is denied.",
+            ip,
+        )
     events.record("qr.number_matched", ip=ip, qr_request=row.public_id)
     return passkeys.authentication_options(purpose="qr", qr_request_id=row.id)
 
 
+@service
 def approve(token: str, credential: dict[str, Any], *, ip: str | None = None) -> Member:
-    """Verify the phone's passkey answer and approve the request; commits."""
+    """Verify the phone's passkey answer and approve the request, once."""
     row = _by_token(token)
     _pending(row)
     if row.picked_at is None:
@@ -281,8 +290,7 @@ def approve(token: str, credential: dict[str, Any], *, ip: str | None = None) ->
         .where(QrRequest.id == row.id, QrRequest.state == PENDING)
         .values(state=APPROVED, user_id=member.id, decided_at=clock.now())
     )
-    if done.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult
-        db.session.rollback()
+    if rowcount(done) != 1:
         raise QrError("This request was already used.")
     events.record(
         "qr.approved",
@@ -293,17 +301,17 @@ def approve(token: str, credential: dict[str, Any], *, ip: str | None = None) ->
         requester_country=row.requester_country,
         requester_user_agent=row.requester_user_agent,
     )
-    db.session.commit()
     return member
 
 
+@service
 def deny(token: str, *, ip: str | None = None) -> None:
-    """The person said it was not them: the request ends as denied; commits."""
+    """The person said it was not them: the request ends as denied."""
     row = _by_token(token)
     _pending(row)
-    _end_denied(row, "denied_by_person", ip)
+    _end_denied(row.id, row.public_id, "denied_by_person", ip)
 
 
 def purge_expired(now: dt.datetime) -> None:
-    """Delete requests a day past their expiry (the caller commits)."""
+    """Delete requests a day past their expiry (joins the caller's transaction)."""
     db.session.execute(delete(QrRequest).where(QrRequest.expires_at < now - dt.timedelta(days=1)))

@@ -1,4 +1,5 @@
-"""Sign-in sessions: stay signed in, idle timeout, and forced logout.
+"""Sign-in sessions: stay signed in, idle timeout, forced logout, and the
+services each session reached.
 
 The browser holds only a random ``idp_session`` value; the server stores its
 SHA-256 and every rule about the session, so ending a session on one node
@@ -12,6 +13,15 @@ ends it everywhere at once.
 Both ends are enforced here, whatever the cookie says.  ``last_seen_at`` is
 written at most once a minute per session so that page loads stay cheap;
 the idle timeout is therefore precise to a minute.
+
+A forced logout is final.  Token issuance takes a shared lock on the
+session row (:func:`lock`) inside the transaction that issues, and a forced
+logout takes an exclusive one before it revokes, so a token is either issued
+before the logout (and revoked by it) or not at all.  Which services a
+session reached is recorded on the session itself (``session_clients``) when
+they first get tokens, so the back-channel logout reaches them however long
+ago that was and whether or not their tokens have since expired or been
+purged.
 """
 
 from __future__ import annotations
@@ -21,13 +31,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from idp import backchannel, clock, devices, events, geo, runtime
 from idp.config import SessionSettings
-from idp.db import db, new_secret, secret_hash
+from idp.db import db, new_identifier, new_secret, secret_hash, service
 from idp.errors import NotFoundError
-from idp.models import AccessToken, RefreshToken, SignInSession
+from idp.models import AccessToken, RefreshToken, SessionClient, SignInSession
 
 __all__ = [
     "ACR_VALUES",
@@ -38,15 +49,17 @@ __all__ = [
     "acr_for",
     "force_logout",
     "get",
-    "get_live",
-    "is_live",
     "list_for_user",
+    "lock",
     "purge_ended",
+    "record_client",
     "resolve",
+    "serves_client",
     "start",
+    "touch",
 ]
 
-_TOUCH_EVERY = dt.timedelta(seconds=60)
+TOUCH_EVERY = dt.timedelta(seconds=60)
 
 ACR_SINGLE_FACTOR = "urn:idp:acr:1"
 """One factor: a password."""
@@ -76,6 +89,13 @@ class SessionInfo:
     last_seen_at: dt.datetime
     expires_at: dt.datetime
     ended_at: dt.datetime | None
+
+    def is_live(self, now: dt.datetime) -> bool:
+        return self.ended_at is None and self.expires_at > now
+
+    def touch_due(self, now: dt.datetime) -> bool:
+        """Whether a use now should slide the expiry (at most once a minute)."""
+        return now - self.last_seen_at >= TOUCH_EVERY
 
     @property
     def device(self) -> str:
@@ -135,6 +155,7 @@ def _expiry(row: SignInSession, now: dt.datetime, policy: SessionSettings) -> dt
     return now + dt.timedelta(minutes=policy.idle_minutes)
 
 
+@service
 def start(
     *,
     user_id: str,
@@ -147,7 +168,7 @@ def start(
     country: str | None = None,
     replaces: str | None = None,
 ) -> StartedSession:
-    """Open a session for a person who just proved who they are, and commit.
+    """Open a session for a person who just proved who they are.
 
     ``replaces`` names the browser's current session.  The same person
     signing in again (``prompt=login``, ``max_age``) keeps that session --
@@ -159,12 +180,10 @@ def start(
     row = db.session.get(SignInSession, replaces) if replaces else None
     if row is not None and (row.user_id != user_id or row.ended_at is not None):
         if row.ended_at is None:
-            force_logout(
-                session_ids=[row.id], reason=LogoutReason.REPLACED, actor="system", commit=False
-            )
+            force_logout(session_ids=[row.id], reason=LogoutReason.REPLACED, actor="system")
         row = None
     if row is None:
-        row = SignInSession(id=new_secret(24), user_id=user_id, created_at=now)
+        row = SignInSession(id=new_identifier(24), user_id=user_id, created_at=now)
         db.session.add(row)
     row.cookie_hash = secret_hash(cookie_value)
     row.device_id = device_id
@@ -186,53 +205,81 @@ def start(
         remember=remember,
         device_id=device_id,
     )
-    db.session.commit()
+    db.session.flush()
     return StartedSession(session=_info(row), cookie_value=cookie_value)
 
 
-def resolve(cookie_value: str | None, policy: SessionSettings) -> SessionInfo | None:
-    """The live session behind a cookie value, sliding its expiry; else None."""
+def resolve(cookie_value: str | None) -> SessionInfo | None:
+    """The live session behind a cookie value, else None.  Writes nothing:
+    the caller slides it with :func:`touch` when ``touch_due``."""
     if not cookie_value or len(cookie_value) > 100:
         return None
     row = db.session.scalar(
         select(SignInSession).where(SignInSession.cookie_hash == secret_hash(cookie_value))
     )
+    if row is None or not _info(row).is_live(clock.now()):
+        return None
+    return _info(row)
+
+
+@service
+def touch(session_id: str, policy: SessionSettings) -> SessionInfo | None:
+    """A use of the session: slide its expiry (unless it ended meanwhile)."""
     now = clock.now()
+    row = db.session.get(SignInSession, session_id)
     if row is None or row.ended_at is not None or row.expires_at <= now:
         return None
-    if now - row.last_seen_at >= _TOUCH_EVERY:
-        row.last_seen_at = now
-        row.expires_at = _expiry(row, now, policy)
-        db.session.commit()
+    row.last_seen_at = now
+    row.expires_at = _expiry(row, now, policy)
     return _info(row)
 
 
 def get(session_id: str) -> SessionInfo:
-    row = db.session.get(SignInSession, session_id)
+    row = db.session.get(SignInSession, session_id) if session_id else None
     if row is None:
         raise NotFoundError("no such session")
     return _info(row)
 
 
-def get_live(session_id: str) -> SessionInfo | None:
-    """The session if it has neither ended nor expired, else None."""
-    row = db.session.get(SignInSession, session_id)
-    if row is None or row.ended_at is not None or row.expires_at <= clock.now():
-        return None
-    return _info(row)
+def lock(session_id: str) -> SessionInfo | None:
+    """The session, locked against a forced logout until this transaction ends.
+
+    A shared lock on PostgreSQL: issuing tokens in one session does not
+    wait for another issuance, only a forced logout waits (and is waited
+    for).  On SQLite the caller has already written, so it holds the
+    database's one write lock.  None if there is no such session."""
+    row = db.session.execute(
+        select(SignInSession)
+        .where(SignInSession.id == session_id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    return _info(row) if row is not None else None
 
 
-def is_live(session_id: str) -> bool:
-    """Whether the session has neither ended nor expired (one indexed lookup)."""
-    return (
-        db.session.scalar(
-            select(SignInSession.id).where(
-                SignInSession.id == session_id,
-                SignInSession.ended_at.is_(None),
-                SignInSession.expires_at > clock.now(),
-            )
-        )
-        is not None
+def serves_client(
+    session: SessionInfo, *, allow_stay_signed_in: bool, idle_minutes: int, now: dt.datetime
+) -> bool:
+    """Whether a client may be served by this session now.
+
+    A service that refuses long-lived sign-ins (a bank) is not served by a
+    stay-signed-in session older than an ordinary browser session could
+    be: neither at the authorization endpoint nor by refreshing tokens."""
+    if allow_stay_signed_in or not session.remember:
+        return True
+    return now - session.auth_time <= dt.timedelta(minutes=idle_minutes)
+
+
+def record_client(session_id: str, client_id: str) -> None:
+    """Remember that ``client_id`` received tokens in this session (joins the
+    caller's transaction; a second call for the pair changes nothing)."""
+    values = {"session_id": session_id, "client_id": client_id, "first_at": clock.now()}
+    dialect = db.session.get_bind().dialect.name
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    db.session.execute(
+        insert_(SessionClient)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["session_id", "client_id"])
     )
 
 
@@ -276,6 +323,7 @@ class LogoutReport:
     """Clients queued a back-channel logout token."""
 
 
+@service
 def force_logout(
     *,
     reason: LogoutReason,
@@ -284,20 +332,24 @@ def force_logout(
     user_id: str | None = None,
     keep: str | None = None,
     ip: str | None = None,
-    commit: bool = True,
 ) -> LogoutReport:
     """End sessions everywhere, now: the one path of every sign-out.
 
-    Ends the sessions named (and, with ``user_id``, every live session of
-    that person except ``keep``), revokes every refresh and access token
-    issued under them (offline refresh tokens survive only the person's own
-    sign-out), writes an audit event per session, and queues a back-channel
-    logout token for each client that holds tokens from them and registered
-    a ``backchannel_logout_uri`` -- all in one transaction, in a fixed number
-    of statements whatever the count.  Safe to retry: an ended session is
-    not ended (or announced) twice."""
+    Ends the sessions named (and, with ``user_id``, every session of that
+    person except ``keep``), revokes every refresh and access token issued
+    under them, writes an audit event per session ended, and queues a
+    back-channel logout token for each client the sessions reached that
+    registered a ``backchannel_logout_uri``.  Offline refresh tokens survive
+    only the person's own sign-out and RP-initiated logout; every other
+    reason revokes them too, also those of sessions that had ended earlier.
+
+    One transaction in a fixed number of statements whatever the count.
+    The sessions are locked first (in ``id`` order, so that two forced
+    logouts cannot deadlock), which makes a racing token issuance either
+    finish before the revocation or find the session ended.  Safe to retry:
+    an ended session is not ended (or announced) twice."""
     now = clock.now()
-    query = select(SignInSession.id, SignInSession.user_id).where(SignInSession.ended_at.is_(None))
+    query = select(SignInSession.id, SignInSession.user_id, SignInSession.ended_at)
     if user_id is not None:
         query = query.where(SignInSession.user_id == user_id)
         if session_ids:
@@ -308,12 +360,20 @@ def force_logout(
         return LogoutReport(session_ids=(), notified_client_ids=())
     if keep is not None:
         query = query.where(SignInSession.id != keep)
-    ended = [(row.id, row.user_id) for row in db.session.execute(query)]
+    locked = db.session.execute(query.order_by(SignInSession.id).with_for_update()).all()
+    ended = [(row.id, row.user_id) for row in locked if row.ended_at is None]
+    keeps_offline = reason in _KEEPS_OFFLINE_TOKENS
+    # An earlier sign-out left offline tokens alive; this reason ends them too.
+    revoke_ids = [sid for sid, _ in ended] if keeps_offline else [row.id for row in locked]
     notified: list[str] = []
     if ended:
         ids = [sid for sid, _ in ended]
+        db.session.execute(
+            update(SignInSession)
+            .where(SignInSession.id.in_(ids), SignInSession.ended_at.is_(None))
+            .values(ended_at=now, end_reason=str(reason))
+        )
         notified = backchannel.queue_logouts(ended)
-        _end_rows(ids, reason=reason, now=now)
         events.record_many(
             "session.ended",
             [
@@ -321,7 +381,9 @@ def force_logout(
                 for sid, uid in ended
             ],
         )
-    if user_id is not None and keep is None and reason not in _KEEPS_OFFLINE_TOKENS:
+    if revoke_ids:
+        _revoke_tokens(revoke_ids, keep_offline=keeps_offline, now=now)
+    if user_id is not None and keep is None and not keeps_offline:
         # Offline tokens outlive the sign-out of their session, not a forced
         # logout of the whole account.
         db.session.execute(
@@ -334,24 +396,17 @@ def force_logout(
             .where(AccessToken.user_id == user_id, AccessToken.revoked_at.is_(None))
             .values(revoked_at=now)
         )
-    if commit:
-        db.session.commit()
     return LogoutReport(
         session_ids=tuple(sid for sid, _ in ended), notified_client_ids=tuple(notified)
     )
 
 
-def _end_rows(session_ids: list[str], *, reason: LogoutReason, now: dt.datetime) -> None:
-    """End sessions and revoke their tokens: three statements, any count."""
-    db.session.execute(
-        update(SignInSession)
-        .where(SignInSession.id.in_(session_ids), SignInSession.ended_at.is_(None))
-        .values(ended_at=now, end_reason=str(reason))
-    )
+def _revoke_tokens(session_ids: list[str], *, keep_offline: bool, now: dt.datetime) -> None:
+    """Revoke the sessions' refresh and access tokens: two statements, any count."""
     refresh = update(RefreshToken).where(
         RefreshToken.session_id.in_(session_ids), RefreshToken.revoked_at.is_(None)
     )
-    if reason in _KEEPS_OFFLINE_TOKENS:
+    if keep_offline:
         refresh = refresh.where(RefreshToken.offline.is_(False))
     db.session.execute(refresh.values(revoked_at=now))
     db.session.execute(
@@ -362,13 +417,26 @@ def _end_rows(session_ids: list[str], *, reason: LogoutReason, now: dt.datetime)
 
 
 def purge_ended(before: dt.datetime) -> None:
-    """Delete sessions that ended or expired before ``before`` (the caller commits).
+    """Delete sessions that ended or expired before ``before`` (joins the
+    caller's transaction), with the record of the services they reached.
 
     Kept a while after they end so that the person's and the admin's session
-    lists and the audit trail can still name them."""
+    lists and the audit trail can still name them, and as long as an offline
+    refresh token issued in them lives: a later forced logout must still
+    find the session, its services and that token."""
+    now = clock.now()
+    offline_alive = exists().where(
+        RefreshToken.session_id == SignInSession.id,
+        RefreshToken.offline.is_(True),
+        RefreshToken.revoked_at.is_(None),
+        RefreshToken.expires_at > now,
+    )
     db.session.execute(
-        delete(SignInSession).where(
+        delete(SignInSession)
+        .where(
             (SignInSession.expires_at < before)
-            | (SignInSession.ended_at.is_not(None) & (SignInSession.ended_at < before))
+            | (SignInSession.ended_at.is_not(None) & (SignInSession.ended_at < before)),
+            ~offline_alive,
         )
+        .execution_options(synchronize_session=False)
     )

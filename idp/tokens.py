@@ -7,7 +7,17 @@ effect before ``exp`` (introspection and UserInfo check the record).
 Refresh tokens are opaque, stored as SHA-256 digests and rotate on every use.
 A spent token coming back means two parties hold the family (RFC 9700
 §4.14).  We cannot tell which is honest, so the family and the sign-in
-session it came from end."""
+session it came from end -- with one exception that keeps real web services
+working: a confidential client that presents a token it rotated less than
+``tokens.refresh_reuse_seconds`` ago gets a fresh pair in the same family
+(parallel workers of one service refresh the same token at once; Auth0's
+reuse interval and Okta's grace period do the same).  Public clients get no
+grace: whoever else holds their token holds everything.
+
+Single use is decided by a conditional update whose row count picks the
+winner, in the transaction that issues; the session row is locked before
+(see ``idp.sessions``), so a forced logout racing a refresh either revokes
+what the refresh issued or makes it fail."""
 
 from __future__ import annotations
 
@@ -19,26 +29,26 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from idp import clock, events, runtime, sessions
+from idp import accounts, clock, events, runtime, sessions
 from idp.clients import RelyingParty
-from idp.db import db, new_secret, secret_hash
-from idp.errors import InvalidTokenError
+from idp.db import db, new_secret, refuse, rowcount, secret_hash, service
+from idp.errors import InvalidGrantError, InvalidTokenError, NotFoundError
 from idp.models import AccessToken, RefreshToken
+from idp.sessions import SessionInfo
 
 __all__ = [
     "AccessClaims",
-    "IssuedAccessToken",
     "RefreshGrant",
+    "TokenSet",
     "find_refresh_token",
     "introspect",
-    "issue_access_token",
-    "issue_refresh_token",
+    "issue_for_client",
+    "issue_for_person",
     "new_family_id",
     "purge_expired",
     "revoke",
     "revoke_family",
-    "sign_id_token",
-    "spend_refresh_token",
+    "rotate",
     "verify_access_token",
 ]
 
@@ -66,7 +76,34 @@ class AccessClaims:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenSet:
+    """What the token endpoint answers (RFC 6749 §5.1, OIDC Core 3.1.3.3)."""
+
+    access_token: str
+    expires_in: int
+    scope: str
+    refresh_token: str | None = None
+    id_token: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+        }
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+        if self.id_token is not None:
+            body["id_token"] = self.id_token
+        return body
+
+
+@dataclass(frozen=True, slots=True)
 class RefreshGrant:
+    """A refresh token of the presenting client, spent or not (the rotation
+    decides what a spent one means)."""
+
     id: int
     family_id: str
     client_id: str
@@ -77,13 +114,25 @@ class RefreshGrant:
     auth_time: dt.datetime
     amr: tuple[str, ...]
     acr: str
+    spent_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """Who signed in, when and how: carried from the code to every refresh."""
+
+    user_id: str
+    session_id: str
+    auth_time: dt.datetime
+    amr: tuple[str, ...]
+    acr: str
 
 
 def new_family_id() -> str:
     return new_secret(24)
 
 
-def issue_access_token(
+def _issue_access_token(
     *,
     client_id: str,
     scope: str,
@@ -93,7 +142,7 @@ def issue_access_token(
     auth_time: dt.datetime | None = None,
     acr: str = "",
 ) -> IssuedAccessToken:
-    """Sign an RFC 9068 access token and record it (the caller commits)."""
+    """Sign an RFC 9068 access token and record it (joins the caller's transaction)."""
     rt = runtime.current()
     ttl = rt.settings.tokens.access_token_ttl_seconds
     now = clock.now()
@@ -138,7 +187,7 @@ def _half_hash(value: str) -> str:
     return urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
 
 
-def sign_id_token(
+def _sign_id_token(
     *,
     client_id: str,
     user_claims: dict[str, Any],
@@ -172,7 +221,7 @@ def sign_id_token(
     return rt.keys.sign(claims, typ="JWT")
 
 
-def issue_refresh_token(
+def _issue_refresh_token(
     *,
     family_id: str,
     client_id: str,
@@ -184,7 +233,7 @@ def issue_refresh_token(
     amr: tuple[str, ...],
     acr: str,
 ) -> str:
-    """Add a new member to a family and return its value (the caller commits)."""
+    """Add a new member to a family and return its value (joins the caller's transaction)."""
     rt = runtime.current()
     value = new_secret(32)
     now = clock.now()
@@ -208,7 +257,7 @@ def issue_refresh_token(
 
 
 def revoke_family(family_id: str, *, reason: str) -> None:
-    """Revoke every refresh and access token of a family (caller commits)."""
+    """Revoke every refresh and access token of a family (joins the caller's transaction)."""
     now = clock.now()
     db.session.execute(
         update(RefreshToken)
@@ -223,13 +272,75 @@ def revoke_family(family_id: str, *, reason: str) -> None:
     events.record("tokens.family_revoked", family_id=family_id, reason=reason)
 
 
-def find_refresh_token(value: str, client_id: str) -> RefreshGrant | None:
-    """The usable refresh token behind ``value`` for this client, else None.
+def issue_for_person(
+    *,
+    client: RelyingParty,
+    member: accounts.Member,
+    auth: Authentication,
+    scope: str,
+    family_id: str,
+    refresh_scope: str | None,
+    offline: bool,
+    nonce: str | None,
+) -> TokenSet:
+    """Access token, refresh token (``refresh_scope`` None: none) and, for
+    ``openid``, an ID token, all in the caller's transaction, which must
+    hold the session's lock (:func:`idp.sessions.lock`)."""
+    access = _issue_access_token(
+        client_id=client.client_id,
+        scope=scope,
+        user_id=member.id,
+        session_id=auth.session_id,
+        family_id=family_id,
+        auth_time=auth.auth_time,
+        acr=auth.acr,
+    )
+    refresh = None
+    if refresh_scope is not None:
+        refresh = _issue_refresh_token(
+            family_id=family_id,
+            client_id=client.client_id,
+            user_id=member.id,
+            session_id=auth.session_id,
+            scope=refresh_scope,
+            offline=offline,
+            auth_time=auth.auth_time,
+            amr=auth.amr,
+            acr=auth.acr,
+        )
+    scopes = frozenset(scope.split())
+    id_token = None
+    if "openid" in scopes:
+        id_token = _sign_id_token(
+            client_id=client.client_id,
+            user_claims=accounts.userinfo_claims(member, scopes),
+            session_id=auth.session_id,
+            auth_time=auth.auth_time,
+            amr=auth.amr,
+            acr=auth.acr,
+            nonce=nonce,
+            access_token=access.token,
+        )
+    return TokenSet(
+        access_token=access.token,
+        expires_in=access.expires_in,
+        scope=scope,
+        refresh_token=refresh,
+        id_token=id_token,
+    )
 
-    A spent token is reuse: its family is revoked and its sign-in session
-    ended, committed at once so that the failing request cannot roll it
-    back.  A token that is revoked, expired, another client's, or whose
-    session ended (unless it is an offline token) is simply unusable."""
+
+@service
+def issue_for_client(client: RelyingParty, scope: str) -> TokenSet:
+    """``client_credentials``: an access token naming the client itself."""
+    access = _issue_access_token(client_id=client.client_id, scope=scope)
+    return TokenSet(access_token=access.token, expires_in=access.expires_in, scope=scope)
+
+
+def find_refresh_token(value: str, client_id: str) -> RefreshGrant | None:
+    """The refresh token behind ``value`` if it is this client's, unrevoked
+    and unexpired -- spent or not: :func:`rotate` decides what a spent one
+    means.  A look-up: writes nothing."""
     if not value or len(value) > 100:
         return None
     row = db.session.scalar(
@@ -237,27 +348,12 @@ def find_refresh_token(value: str, client_id: str) -> RefreshGrant | None:
     )
     if row is None or row.client_id != client_id:
         return None
-    now = clock.now()
-    if row.spent_at is not None and row.revoked_at is None:
-        revoke_family(row.family_id, reason="refresh_token_reuse")
-        events.record(
-            "refresh_token.reused",
-            user_id=row.user_id,
-            client_id=client_id,
-            session_id=row.session_id,
-        )
-        sessions.force_logout(
-            session_ids=[row.session_id],
-            reason=sessions.LogoutReason.REFRESH_TOKEN_REUSE,
-            actor="system",
-            commit=False,
-        )
-        db.session.commit()
+    if row.revoked_at is not None or row.expires_at <= clock.now():
         return None
-    if row.revoked_at is not None or row.spent_at is not None or row.expires_at <= now:
-        return None
-    if not row.offline and not sessions.is_live(row.session_id):
-        return None
+    return _grant(row)
+
+
+def _grant(row: RefreshToken) -> RefreshGrant:
     return RefreshGrant(
         id=row.id,
         family_id=row.family_id,
@@ -269,17 +365,139 @@ def find_refresh_token(value: str, client_id: str) -> RefreshGrant | None:
         auth_time=row.auth_time,
         amr=tuple(row.amr),
         acr=row.acr,
+        spent_at=row.spent_at,
     )
 
 
-def spend_refresh_token(grant: RefreshGrant) -> bool:
-    """Mark the token spent (caller commits); False if a racing request won."""
-    result = db.session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.id == grant.id, RefreshToken.spent_at.is_(None))
-        .values(spent_at=clock.now())
+def _session_serves(
+    session: SessionInfo | None, grant: RefreshGrant, client: RelyingParty, now: dt.datetime
+) -> bool:
+    """An offline token outlives its session's sign-out; any other needs the
+    session live and willing to serve this client."""
+    if session is None:
+        return False
+    if grant.offline:
+        return True
+    return session.is_live(now) and sessions.serves_client(
+        session,
+        allow_stay_signed_in=client.allow_stay_signed_in,
+        idle_minutes=runtime.current().settings.session.idle_minutes,
+        now=now,
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult
+
+
+@service
+def rotate(
+    grant: RefreshGrant, *, client: RelyingParty, confidential: bool, scope: str | None
+) -> TokenSet:
+    """Spend a refresh token for a new one in its family, with a new access
+    token (narrowed to ``scope`` if given) and, for ``openid``, an ID token.
+
+    Raises InvalidGrantError when the sign-in behind it ended, the account
+    is unavailable or the token was used before.  A token used before is
+    reuse: the family is revoked and the session forced out (committed,
+    whatever the request does next) -- unless a confidential client
+    presents it within ``tokens.refresh_reuse_seconds`` of its rotation."""
+    now = clock.now()
+    try:
+        member = accounts.get(grant.user_id)
+    except NotFoundError:
+        raise InvalidGrantError("The account behind this token is unavailable.") from None
+    if member.disabled:
+        raise InvalidGrantError("The account behind this token is unavailable.")
+    session = sessions.lock(grant.session_id)  # sessions before tokens: no deadlock
+    if grant.spent_at is None:
+        spent = db.session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.id == grant.id,
+                RefreshToken.spent_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+                RefreshToken.expires_at > now,
+            )
+            .values(spent_at=now)
+        )
+        if rowcount(spent) == 0:
+            # Another request spent it first, or a forced logout revoked it.
+            current = _reread(grant.id)
+            if current is None or current.revoked_at is not None:
+                raise InvalidGrantError("The refresh token is no longer valid.")
+            grant = _grant(current)
+    if grant.spent_at is not None:
+        _reuse_within_grace(grant, confidential=confidential, now=now)
+    if not _session_serves(session, grant, client, now):
+        raise InvalidGrantError("The sign-in behind this token has ended.")
+    assert session is not None  # noqa: S101 - _session_serves() said so
+    narrowed = " ".join(s for s in grant.scope.split() if not scope or s in scope.split())
+    return issue_for_person(
+        client=client,
+        member=member,
+        auth=Authentication(
+            user_id=member.id,
+            session_id=grant.session_id,
+            auth_time=grant.auth_time,
+            amr=grant.amr,
+            acr=grant.acr,
+        ),
+        scope=narrowed,
+        family_id=grant.family_id,
+        refresh_scope=grant.scope,  # narrowing applies to this access token only
+        offline=grant.offline,
+        nonce=None,
+    )
+
+
+def _reread(token_id: int) -> RefreshToken | None:
+    return db.session.execute(
+        select(RefreshToken)
+        .where(RefreshToken.id == token_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def _reuse_within_grace(grant: RefreshGrant, *, confidential: bool, now: dt.datetime) -> None:
+    """Return if this reuse is a confidential client's overlapping request;
+    else revoke the family, force the session out, commit that, and raise."""
+    assert grant.spent_at is not None  # noqa: S101 - only spent tokens come here
+    grace = dt.timedelta(seconds=runtime.current().settings.tokens.refresh_reuse_seconds)
+    if confidential and grace and now - grant.spent_at < grace:
+        # A conditional write: the family may have been revoked meanwhile.
+        counted = db.session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.id == grant.id,
+                RefreshToken.revoked_at.is_(None),
+                RefreshToken.spent_at > now - grace,
+            )
+            .values(grace_uses=RefreshToken.grace_uses + 1)
+        )
+        if rowcount(counted) == 1:
+            events.record(
+                "refresh_token.reused_within_grace",
+                user_id=grant.user_id,
+                client_id=grant.client_id,
+                session_id=grant.session_id,
+            )
+            return
+    refuse(
+        InvalidGrantError("The refresh token was already used."),
+        record=lambda: _end_reused_family(grant),
+    )
+
+
+def _end_reused_family(grant: RefreshGrant) -> None:
+    revoke_family(grant.family_id, reason="refresh_token_reuse")
+    events.record(
+        "refresh_token.reused",
+        user_id=grant.user_id,
+        client_id=grant.client_id,
+        session_id=grant.session_id,
+    )
+    sessions.force_logout(
+        session_ids=[grant.session_id],
+        reason=sessions.LogoutReason.REFRESH_TOKEN_REUSE,
+        actor="system",
+    )
 
 
 def verify_access_token(token: str) -> AccessClaims:
@@ -313,11 +531,15 @@ def _looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2
 
 
-def introspect(token: str, client: RelyingParty, hint: str | None = None) -> dict[str, Any]:
+def introspect(token: str, client: RelyingParty) -> dict[str, Any]:
     """RFC 7662 answer for ``client``: inactive unless the token is live and
-    the client's own (an admin client may introspect any token)."""
+    the client's own (an admin client may introspect any token).  The type
+    hint is not needed: a JWT is an access token, anything else is looked
+    up as a refresh token (§2.1 lets the server ignore the hint)."""
     inactive: dict[str, Any] = {"active": False}
-    if _looks_like_jwt(token) and hint != "refresh_token":
+    if not token or len(token) > 8192:
+        return inactive
+    if _looks_like_jwt(token):
         try:
             access = verify_access_token(token)
         except InvalidTokenError:
@@ -353,8 +575,10 @@ def introspect(token: str, client: RelyingParty, hint: str | None = None) -> dic
         or (row.client_id != client.client_id and not client.is_admin)
     ):
         return inactive
-    if not row.offline and not sessions.is_live(row.session_id):
-        return inactive
+    if not row.offline:
+        session = sessions.get(row.session_id) if row.session_id else None
+        if session is None or not session.is_live(now):
+            return inactive
     return {
         "active": True,
         "token_type": "refresh_token",
@@ -368,11 +592,14 @@ def introspect(token: str, client: RelyingParty, hint: str | None = None) -> dic
     }
 
 
-def revoke(token: str, client: RelyingParty, hint: str | None = None) -> None:
+@service
+def revoke(token: str, client: RelyingParty) -> None:
     """RFC 7009: revoke a token of this client; unknown or foreign tokens are
     ignored (the answer is 200 either way, so nothing is revealed).  Revoking
     a refresh token revokes its whole family, access tokens included."""
-    if _looks_like_jwt(token) and hint != "refresh_token":
+    if not token or len(token) > 8192:
+        return
+    if _looks_like_jwt(token):
         try:
             access = verify_access_token(token)
         except InvalidTokenError:
@@ -385,7 +612,6 @@ def revoke(token: str, client: RelyingParty, hint: str | None = None) -> None:
             .values(revoked_at=clock.now())
         )
         events.record("access_token.revoked", user_id=access.user_id, client_id=client.client_id)
-        db.session.commit()
         return
     row = db.session.scalar(
         select(RefreshToken).where(RefreshToken.token_hash == secret_hash(token))
@@ -393,13 +619,13 @@ def revoke(token: str, client: RelyingParty, hint: str | None = None) -> None:
     if row is None or row.client_id != client.client_id:
         return
     revoke_family(row.family_id, reason="revoked_by_client")
-    db.session.commit()
 
 
 def purge_expired(now: dt.datetime) -> None:
     """Delete access-token records and refresh tokens past their expiry.
 
     An expired token fails verification on its own ``exp``; its record is
-    only needed until then (the caller commits)."""
+    only needed until then (joins the caller's transaction).  Which services
+    a session reached is kept on the session, not read from these rows."""
     db.session.execute(delete(AccessToken).where(AccessToken.expires_at < now))
     db.session.execute(delete(RefreshToken).where(RefreshToken.expires_at < now))

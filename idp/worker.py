@@ -1,8 +1,9 @@
 """The worker: drains the outbox and purges what expired.
 
 ``idp worker`` runs :func:`run_forever`; ``idp serve`` starts one beside
-itself unless ``--no-worker``.  Any number may run
-against one database (claims are leases, see ``idp.outbox``).
+itself unless ``--no-worker``.  Any number may run against one database:
+each message is leased to one worker at a time and only the lease holder
+records its outcome (see ``idp.outbox``).
 
 Back-off between attempts doubles from 1 s to at most 30 s; a message whose
 time (``logout.retry_hours``) runs out is given up and recorded in the
@@ -27,7 +28,8 @@ from idp import (
     sessions,
     tokens,
 )
-from idp.db import db
+from idp.db import db, service
+from idp.errors import DeliveryFailedError
 from idp.outbox import OutboxItem
 
 __all__ = ["backoff", "purge_expired", "run_forever", "run_once"]
@@ -37,6 +39,7 @@ log = logging.getLogger("idp.worker")
 HANDLERS: dict[str, Callable[[OutboxItem], None]] = {backchannel.KIND: backchannel.deliver}
 PURGE_EVERY = dt.timedelta(minutes=10)
 KEEP_FINISHED = dt.timedelta(days=7)
+KEEP_ENDED_SESSIONS = dt.timedelta(days=30)
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -45,52 +48,66 @@ def backoff(attempts: int) -> dt.timedelta:
 
 
 def run_once(limit: int = 50) -> int:
-    """Deliver what is due now; returns how many messages were attempted."""
-    items = outbox.claim_due(limit)
-    for item in items:
-        handler = HANDLERS.get(item.kind)
-        try:
-            if handler is None:
-                raise backchannel.DeliveryFailedError(f"no handler for {item.kind}", permanent=True)
-            handler(item)
-        except backchannel.DeliveryFailedError as e:
-            _failed(item, str(e), permanent=e.permanent)
-        except Exception as e:  # a bug in a handler must not stop the worker
-            log.exception("delivering outbox message %s", item.id)
-            db.session.rollback()
-            _failed(item, f"unexpected error: {e}", permanent=False)
-        else:
-            outbox.mark_delivered(item)
-            events.record(
-                f"{item.kind}.delivered",
-                client_id=item.payload.get("client_id"),
-                session_id=item.payload.get("sid"),
-                attempts=item.attempts,
-            )
-            db.session.commit()
-    return len(items)
+    """Deliver up to ``limit`` messages that are due; returns how many were attempted."""
+    attempted = 0
+    while attempted < limit:
+        item = outbox.claim_next()
+        if item is None:
+            break
+        attempted += 1
+        _deliver(item)
+    return attempted
 
 
+def _deliver(item: OutboxItem) -> None:
+    handler = HANDLERS.get(item.kind)
+    try:
+        if handler is None:
+            raise DeliveryFailedError(f"no handler for {item.kind}", permanent=True)
+        handler(item)
+    except DeliveryFailedError as e:
+        _failed(item, str(e), permanent=e.permanent)
+    except Exception as e:  # a bug in a handler must not stop the worker
+        log.exception("delivering outbox message %s", item.id)
+        db.session.rollback()
+        _failed(item, f"unexpected error: {e}", permanent=False)
+    else:
+        _delivered(item)
+
+
+@service
+def _delivered(item: OutboxItem) -> None:
+    if not outbox.mark_delivered(item):
+        log.warning("outbox message %s: lease lost before its delivery was recorded", item.id)
+        return
+    events.record(
+        f"{item.kind}.delivered",
+        client_id=item.payload.get("client_id"),
+        session_id=item.payload.get("sid"),
+        attempts=item.attempts,
+    )
+
+
+@service
 def _failed(item: OutboxItem, error: str, *, permanent: bool) -> None:
     delay = backoff(item.attempts)
-    if permanent or clock.now() + delay > item.expires_at:
-        outbox.mark_failed(item, error)
-        events.record(
-            f"{item.kind}.undelivered",
-            user_id=item.payload.get("sub"),
-            client_id=item.payload.get("client_id"),
-            session_id=item.payload.get("sid"),
-            attempts=item.attempts,
-            error=error,
-        )
-        db.session.commit()
-        log.warning(
-            "gave up on outbox message %s after %s attempts: %s", item.id, item.attempts, error
-        )
-    else:
+    if not permanent and clock.now() + delay <= item.expires_at:
         outbox.retry_later(item, error, delay=delay)
+        return
+    if not outbox.mark_failed(item, error):
+        return
+    events.record(
+        f"{item.kind}.undelivered",
+        user_id=item.payload.get("sub"),
+        client_id=item.payload.get("client_id"),
+        session_id=item.payload.get("sid"),
+        attempts=item.attempts,
+        error=error,
+    )
+    log.warning("gave up on outbox message %s after %s attempts: %s", item.id, item.attempts, error)
 
 
+@service
 def purge_expired() -> None:
     """Delete expired codes, interactions, tokens and long-ended sessions."""
     now = clock.now()
@@ -99,20 +116,20 @@ def purge_expired() -> None:
     tokens.purge_expired(now)
     passkeys.purge_expired(now)
     qr.purge_expired(now)
-    sessions.purge_ended(now - dt.timedelta(days=30))
+    sessions.purge_ended(now - KEEP_ENDED_SESSIONS)
     outbox.purge_finished(KEEP_FINISHED)
-    db.session.commit()
 
 
 def run_forever(stop: threading.Event, *, poll_seconds: float = 0.5) -> None:
     """Deliver and purge until ``stop`` is set (needs an app context)."""
-    next_purge = clock.now()
+    last_purge: dt.datetime | None = None
     while not stop.is_set():
         try:
             busy = run_once()
-            if clock.now() >= next_purge:
+            now = clock.now()
+            if last_purge is None or not last_purge <= now < last_purge + PURGE_EVERY:
                 purge_expired()
-                next_purge = clock.now() + PURGE_EVERY
+                last_purge = now
         except Exception:  # the database may be away for a moment: keep going
             log.exception("worker pass failed")
             db.session.rollback()

@@ -42,6 +42,13 @@ def live_idp(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 @pytest.fixture
+def live_clock(live_idp: LiveIdp) -> Iterator[LiveIdp]:
+    """The live server, whose clock the test may move; set back afterwards."""
+    yield live_idp
+    live_idp.reset_clock()
+
+
+@pytest.fixture
 def app_settings(backend: Backend, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Settings for an in-process app on a fresh database of its own."""
     name = "unit_" + os.urandom(4).hex()

@@ -8,7 +8,7 @@ from idp.models.interactions import Interaction
 from idp.models.outbox import OutboxMessage
 from idp.models.passkeys import Passkey, WebauthnChallenge
 from idp.models.qr import QrRequest
-from idp.models.sessions import SignInSession
+from idp.models.sessions import SessionClient, SignInSession
 from idp.models.tokens import AccessToken, RefreshToken
 from idp.models.users import User
 
@@ -23,6 +23,7 @@ __all__ = [
     "Passkey",
     "QrRequest",
     "RefreshToken",
+    "SessionClient",
     "SignInSession",
     "User",
     "WebauthnChallenge",

@@ -24,6 +24,9 @@ class Interaction(Base):
     user_id: Mapped[str | None] = mapped_column(String(36))
     session_id: Mapped[str | None] = mapped_column(String(43))
     """Set when the person signed in (or was already); resume requires it."""
+    login_at: Mapped[dt.datetime | None]
+    """When the person signed in through this interaction: ``prompt=login``
+    and ``max_age`` are then satisfied."""
     consent_scope: Mapped[str | None] = mapped_column(String(500))
     error: Mapped[str | None] = mapped_column(String(32))
     """Set when the person refused: resume answers the client with it."""

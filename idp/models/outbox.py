@@ -21,6 +21,9 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime]
     attempts: Mapped[int] = mapped_column(default=0)
+    lease_id: Mapped[str | None] = mapped_column(String(32))
+    """The worker holding the message until ``next_attempt_at``: only it may
+    record the outcome, so a slow delivery is never finished twice."""
     delivered_at: Mapped[dt.datetime | None]
     failed_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,10 +1,10 @@
-"""Sign-in sessions; written only by ``idp.sessions``."""
+"""Sign-in sessions and the services each one reached; written only by ``idp.sessions``."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy import ForeignKey, LargeBinary, PrimaryKeyConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.db import Base, JsonList
@@ -32,3 +32,18 @@ class SignInSession(Base):
     """The hard end: idle or sliding window, never past the remember cap."""
     ended_at: Mapped[dt.datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class SessionClient(Base):
+    """A relying service that received tokens in a session.
+
+    Recorded when tokens are first issued, kept as long as the session row:
+    a forced logout finds here whom to tell, however long ago the tokens
+    were issued and whether or not they expired or were purged since."""
+
+    __tablename__ = "session_clients"
+    __table_args__ = (PrimaryKeyConstraint("session_id", "client_id", name="pk_session_clients"),)
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("signin_sessions.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(String(64))
+    first_at: Mapped[dt.datetime]

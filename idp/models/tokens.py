@@ -57,3 +57,6 @@ class RefreshToken(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
     spent_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
+    grace_uses: Mapped[int] = mapped_column(default=0)
+    """Presented again within ``tokens.refresh_reuse_seconds`` of its rotation
+    by its confidential client: answered, counted, not punished."""

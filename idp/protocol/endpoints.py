@@ -1,45 +1,53 @@
-"""The protocol endpoints (CONTRACT "Protocol endpoints"); no HTML here.
+"""The protocol's JSON endpoints (CONTRACT "Protocol endpoints"); no HTML here.
 
-Authorization validates the request with Authlib, then asks
-``idp.prompts`` what it needs: a code at once, an interaction handed to
-``consent_ui`` (``/login`` or ``/consent``), or a ``prompt=none`` error.
-Errors leave in one of two forms: a redirect with ``error`` to a redirect
-URI that was verified against the client's registration, or an
-:class:`~idp.errors.AuthorizationPageError` that the pages render.  Nothing is ever
-redirected to an unverified URI.
+Discovery, JWKS, token, introspection, revocation and UserInfo.  Their
+errors are JSON whatever the ``Accept`` header (:func:`render_error`, which
+the composition root uses for this blueprint and the admin API's): the
+RFC 6749 / OIDC code, a 401 always with ``WWW-Authenticate``, and at the
+bearer endpoints every 400, 401 and 403 with ``WWW-Authenticate: Bearer``
+(RFC 6750 §3.1).
+
+Failed client authentications and invalid grants are counted per (client,
+address); a request that fails beyond ``ratelimit.token`` is answered 429
+instead of its error, one that succeeds is never throttled
+(``idp.ratelimit``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
-from flask import Blueprint, Flask, current_app, g, redirect, request
+from flask import Blueprint, Flask, current_app, g, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from idp import accounts, clock, consents, cookies, errors, interactions, prompts, runtime, sessions
-from idp.accounts import Member
-from idp.errors import AuthorizationPageError, NotFoundError, OAuthError
-from idp.protocol.grants import SignedIn
+from idp import accounts, errors, runtime, sessions, tokens
+from idp.errors import NotFoundError, OAuthError, RateLimitedError
+from idp.protocol.authorization import reject_repeated
 from idp.protocol.server import (
-    Server,
-    StoredRequest,
+    authenticate_endpoint_client,
     build_resource_protector,
     build_server,
+    issue_tokens,
     translate,
 )
-from idp.ratelimit import client_key, limiter, token_limit
-from idp.sessions import SessionInfo
+from idp.ratelimit import failures, limit_retry_after, named_client_id, request_ip
 
-__all__ = ["bearer", "discovery_document", "install", "json_error", "json_response"]
+__all__ = [
+    "bearer",
+    "discovery_document",
+    "install",
+    "json_response",
+    "render_error",
+]
 
 bp = Blueprint("protocol", __name__)
-_SERVER = "idp.authlib_server"
 _DISCOVERY = "idp.discovery_bytes"
 _protector = build_resource_protector()
-_SINGLE_VALUED = ("response_type", "client_id", "redirect_uri", "scope", "state")
 
 
 def discovery_document(issuer: str) -> dict[str, Any]:
@@ -116,24 +124,46 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return response
 
 
-def json_error(e: OAuthError, *, scheme: str = "Basic") -> Response:
-    """An OAuth error as JSON; a 401 always says how to authenticate."""
-    headers: dict[str, str] = {}
+def _challenge(e: OAuthError, scheme: str) -> dict[str, str]:
+    if scheme == "Bearer" and e.status_code in (400, 401, 403):
+        return {"WWW-Authenticate": f'Bearer realm="idp", error="{e.error}"'}
     if e.status_code == 401:
-        if scheme == "Bearer":
-            headers["WWW-Authenticate"] = f'Bearer realm="idp", error="{e.error}"'
-        else:
-            headers["WWW-Authenticate"] = 'Basic realm="idp"'
-    elif e.status_code == 403 and scheme == "Bearer":
-        headers["WWW-Authenticate"] = f'Bearer realm="idp", error="{e.error}"'
-    return json_response(e.to_json(), e.status_code, headers)
+        return {"WWW-Authenticate": 'Basic realm="idp"'}
+    return {}
 
 
-def _reject_repeated(values: Any, names: tuple[str, ...] | None = None) -> None:
-    """RFC 6749 §3.1: request and response parameters MUST NOT be repeated."""
-    for name in values:
-        if (names is None or name in names) and len(values.getlist(name)) > 1:
-            raise errors.InvalidRequestError(f"Parameter '{name}' is repeated.")
+_HTTP_ERRORS = {401: "invalid_token", 404: "not_found", 429: "rate_limited"}
+
+
+def render_error(e: Exception) -> Response:
+    """Any error at a JSON endpoint, as JSON with the right status and headers."""
+    scheme = g.get("auth_scheme", "Basic")
+    if isinstance(e, OAuth2Error):
+        e = translate(e)
+    if isinstance(e, OAuthError):
+        if e.status_code >= 500:
+            current_app.logger.error("server error: %s", e.detail)
+        return json_response(e.to_json(), e.status_code, _challenge(e, scheme))
+    if isinstance(e, RateLimitedError):
+        body = {"error": "rate_limited", "error_description": e.description}
+        return json_response(body, 429, {"Retry-After": str(e.retry_after_seconds)})
+    if isinstance(e, HTTPException):
+        status = e.code or 500
+        headers: dict[str, str] = {}
+        if isinstance(e, MethodNotAllowed):
+            headers.update((k, v) for k, v in e.get_headers() if k == "Allow")
+        if status == 429:
+            headers["Retry-After"] = str(limit_retry_after(e))
+        error = _HTTP_ERRORS.get(status, "invalid_request" if status < 500 else "server_error")
+        if status == 401:
+            headers["WWW-Authenticate"] = f'{scheme} realm="idp"'
+        return json_response(
+            {"error": error, "error_description": e.description or e.name}, status, headers
+        )
+    current_app.logger.error("unexpected error", exc_info=e)
+    return json_response(
+        {"error": "server_error", "error_description": "Something went wrong on our side."}, 500
+    )
 
 
 # --- discovery and keys ---------------------------------------------------------
@@ -157,171 +187,62 @@ def jwks() -> Response:
     return response
 
 
-# --- authorization ------------------------------------------------------------
-
-
-def _current_session() -> tuple[SessionInfo | None, Member | None]:
-    settings = runtime.current().settings
-    session = cookies.current_session(request, settings)
-    if session is None:
-        return None, None
-    try:
-        return session, accounts.get(session.user_id)
-    except NotFoundError:
-        return None, None
-
-
-def _redirect_error(e: OAuthError, redirect_uri: str, state: str | None) -> Response:
-    params = {"error": e.error}
-    if e.description:
-        params["error_description"] = e.description
-    if state:
-        params["state"] = state
-    params["iss"] = runtime.current().settings.server.issuer
-    sep = "&" if "?" in redirect_uri else "?"
-    return redirect(redirect_uri + sep + urlencode(params), 302)
-
-
-def _fail(e: OAuthError | OAuth2Error, state: str | None = None) -> Response:
-    ours = translate(e) if isinstance(e, OAuth2Error) else e
-    target = getattr(ours, "redirect_uri", None)
-    if target and ours.redirectable:
-        return _redirect_error(ours, target, getattr(ours, "state", None) or state)
-    raise AuthorizationPageError(ours)
-
-
-def _server() -> Server:
-    server: Server = current_app.extensions[_SERVER]
-    return server
-
-
-def _validate(oauth_request: Any) -> Any:
-    return _server().get_consent_grant(request=oauth_request, end_user=None)
-
-
-def _issue(grant: Any, member: Member, session: SessionInfo) -> Response:
-    response: Response = _server().create_authorization_response(
-        request=grant.request, grant_user=SignedIn(member=member, session=session), grant=grant
-    )
-    return response
-
-
-@bp.route("/authorize", methods=["GET", "POST"])
-def authorize() -> Response:
-    values = request.values
-    state = values.get("state")
-    try:
-        _reject_repeated(values, _SINGLE_VALUED)
-        grant = _validate(None)
-    except (OAuthError, OAuth2Error) as e:
-        return _fail(e, state if len(values.getlist("state")) == 1 else None)
-    redirect_uri = grant.redirect_uri
-    settings = runtime.current().settings
-    try:
-        _reject_repeated(values)
-        if "request" in values:
-            raise errors.RequestNotSupportedError("Request objects are not supported.")
-        if "request_uri" in values:
-            raise errors.RequestUriNotSupportedError("request_uri is not supported.")
-        prompt_set = prompts.parse_prompt(values.get("prompt"))
-        max_age = prompts.parse_max_age(values.get("max_age"))
-        rp = grant.request.client.rp
-        session, member = _current_session()
-        scopes = frozenset((grant.request.scope or "").split())
-        decision = prompts.decide(
-            session=session,
-            user_disabled=bool(member and member.disabled),
-            client=rp,
-            prompts=prompt_set,
-            max_age=max_age,
-            consent_given=bool(member and consents.covers(member.id, rp.client_id, scopes)),
-            idle_minutes=settings.session.idle_minutes,
-            now=clock.now(),
-        )
-    except OAuthError as e:
-        e.redirect_uri = redirect_uri  # type: ignore[attr-defined]
-        return _fail(e, state)
-    if decision.prompt is None and session is not None and member is not None:
-        return _issue(grant, member, session)
-    assert decision.prompt is not None  # noqa: S101 - decide() asks for login without a session
-    params = values.to_dict()
-    if not params.get("redirect_uri"):
-        params["redirect_uri"] = redirect_uri
-    params["scope"] = grant.request.scope
-    uid = interactions.start(
-        client_id=rp.client_id,
-        params=params,
-        prompt=decision.prompt,
-        reasons=list(decision.reasons),
-        ttl_seconds=settings.tokens.interaction_ttl_seconds,
-    )
-    return redirect(settings.url(f"/{decision.prompt}?interaction={uid}"), 303)
-
-
-@bp.get("/authorize/resume/<uid>")
-def resume(uid: str) -> Response:
-    """Where the pages send the browser once an interaction step is done."""
-    settings = runtime.current().settings
-    info = interactions.load(uid)  # InteractionError: rendered by the pages
-    stored = StoredRequest(info.params, settings.server.issuer)
-    try:
-        grant = _validate(stored)
-    except (OAuthError, OAuth2Error) as e:
-        return _fail(e)
-    state = info.params.get("state")
-    if info.error:
-        interactions.complete(uid)
-        return _redirect_error(errors.AccessDeniedError(), grant.redirect_uri, state)
-    session, member = _current_session()
-    if session is None or member is None or session.id != info.session_id:
-        # Not signed in through this interaction in this browser: sign in.
-        return redirect(settings.url(f"/login?interaction={uid}"), 303)
-    if member.disabled:
-        return _redirect_error(errors.AccessDeniedError(), grant.redirect_uri, state)
-    rp = grant.request.client.rp
-    scopes = frozenset((grant.request.scope or "").split())
-    wants_consent = "consent" in prompts.parse_prompt(info.params.get("prompt"))
-    consent_ok = info.consent_scope is not None or (
-        not wants_consent
-        and not prompts.consent_needed(
-            client=rp,
-            prompts=frozenset(),
-            consent_given=consents.covers(member.id, rp.client_id, scopes),
-        )
-    )
-    if not consent_ok:
-        return redirect(settings.url(f"/consent?interaction={uid}"), 303)
-    interactions.complete(uid)
-    return _issue(grant, member, session)
-
-
 # --- token, introspection, revocation -------------------------------------------
 
 
+@contextmanager
+def _failures_counted() -> Iterator[None]:
+    """Count a failed client authentication or invalid grant against the
+    (client, address) pair; beyond ``ratelimit.token`` it is answered 429."""
+    try:
+        yield
+    except OAuthError as e:
+        if e.error in ("invalid_client", "invalid_grant"):
+            failures().refuse_if_over(
+                runtime.current().settings.ratelimit.token,
+                f"token|{named_client_id()}|{request_ip()}",
+            )
+        raise
+
+
+_NO_STORE = {"Pragma": "no-cache"}
+
+
 @bp.post("/token")
-@limiter.limit(token_limit, key_func=client_key)
 def token() -> Response:
-    _reject_repeated(request.form)
+    reject_repeated(request.form)
     if not request.form.get("grant_type"):
         raise errors.InvalidRequestError("grant_type is missing.")
-    response: Response = _server().create_token_response()
-    return response
+    with _failures_counted():
+        issued = issue_tokens()
+    return json_response(issued.to_json(), 200, _NO_STORE)
+
+
+def _token_parameter() -> str:
+    value = request.form.get("token")
+    if not value:
+        raise errors.InvalidRequestError("token is missing.")
+    return value
 
 
 @bp.post("/introspect")
-@limiter.limit(token_limit, key_func=client_key)
 def introspect() -> Response:
-    _reject_repeated(request.form)
-    response: Response = _server().create_endpoint_response("introspection")
-    return response
+    """RFC 7662; the ``token_type_hint`` is not needed (§2.1 lets us ignore it)."""
+    reject_repeated(request.form)
+    with _failures_counted():
+        client = authenticate_endpoint_client("introspection")
+    return json_response(tokens.introspect(_token_parameter(), client))
 
 
 @bp.post("/revoke")
-@limiter.limit(token_limit, key_func=client_key)
 def revoke() -> Response:
-    _reject_repeated(request.form)
-    response: Response = _server().create_endpoint_response("revocation")
-    return response
+    """RFC 7009; an unknown ``token_type_hint`` is ignored (§2.1), and an
+    unknown or foreign token is answered 200 like any other (§2.2)."""
+    reject_repeated(request.form)
+    with _failures_counted():
+        client = authenticate_endpoint_client("revocation")
+    tokens.revoke(_token_parameter(), client)
+    return json_response({}, 200)
 
 
 # --- UserInfo -----------------------------------------------------------------------
@@ -349,7 +270,8 @@ class _BearerRequest:
 
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo() -> Response:
-    _reject_repeated(request.values)
+    g.auth_scheme = "Bearer"
+    reject_repeated(request.values)
     access = bearer("openid")
     if access.user_id is None:
         raise errors.InvalidTokenError("The access token does not name a person.")
@@ -364,8 +286,11 @@ def userinfo() -> Response:
 
 def install(app: Flask, issuer: str) -> None:
     """Register the endpoints; the discovery document is serialised once."""
-    app.extensions[_SERVER] = build_server(app)
+    from idp.protocol import authorization
+
+    build_server(app)
     app.extensions[_DISCOVERY] = json.dumps(
         discovery_document(issuer), separators=(",", ":")
     ).encode()
     app.register_blueprint(bp)
+    app.register_blueprint(authorization.bp)

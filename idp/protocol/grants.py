@@ -1,22 +1,18 @@
 """Authlib grant classes wired to our services.
 
 Authlib validates each request (client authentication, redirect URI, PKCE,
-scope); the ``create_*_response`` methods are ours so that every token is
-issued by ``idp.tokens`` with its session and family attached.  Adapters
-expose our frozen dataclasses through the mixin methods Authlib calls.
+scope) through the hooks below, which only look things up.  Issuing is
+``issue()``, ours, called by ``idp.protocol.server.issue_tokens`` after
+validation: it hands the validated grant to one service of ``idp.codes`` or
+``idp.tokens``, which is the transaction.  Adapters expose our frozen
+dataclasses through the mixin methods Authlib calls.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
-from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import ClientMixin, grants
-from authlib.oauth2.rfc6749.errors import (
-    InvalidGrantError as AuthlibInvalidGrant,
-)
 from authlib.oauth2.rfc6749.errors import (
     InvalidRequestError as AuthlibInvalidRequest,
 )
@@ -25,12 +21,8 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from authlib.oauth2.rfc7636 import CodeChallenge
 
-from idp import accounts, clients, codes, runtime, sessions, tokens
-from idp.accounts import Member
+from idp import clients, codes, tokens
 from idp.clients import RelyingParty
-from idp.db import db
-from idp.errors import NotFoundError
-from idp.sessions import SessionInfo
 
 __all__ = [
     "AuthorizationCodeGrant",
@@ -39,24 +31,10 @@ __all__ = [
     "OpenIDConnect",
     "RefreshTokenGrant",
     "S256Only",
-    "SignedIn",
 ]
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 USER_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
-NO_STORE = [
-    ("Content-Type", "application/json"),
-    ("Cache-Control", "no-store"),
-    ("Pragma", "no-cache"),
-]
-
-
-@dataclass(frozen=True, slots=True)
-class SignedIn:
-    """The ``grant_user`` of an authorization: who, and by which session."""
-
-    member: Member
-    session: SessionInfo
 
 
 class ClientAdapter(ClientMixin):  # type: ignore[misc]  # Authlib is untyped
@@ -144,138 +122,21 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
         super().validate_code_challenge(grant, redirect_uri)
 
 
-def _token_response(
-    *,
-    client: RelyingParty,
-    member: Member | None,
-    scope: str,
-    session_id: str | None,
-    family_id: str | None,
-    auth_time: dt.datetime | None,
-    amr: tuple[str, ...],
-    acr: str,
-    nonce: str | None,
-    refresh: dict[str, Any] | None,
-) -> dict[str, Any]:
-    access = tokens.issue_access_token(
-        client_id=client.client_id,
-        scope=scope,
-        user_id=member.id if member else None,
-        session_id=session_id,
-        family_id=family_id,
-        auth_time=auth_time,
-        acr=acr,
-    )
-    body: dict[str, Any] = {
-        "access_token": access.token,
-        "token_type": "Bearer",
-        "expires_in": access.expires_in,
-        "scope": scope,
-    }
-    if refresh is not None:
-        body["refresh_token"] = tokens.issue_refresh_token(**refresh)
-    scopes = frozenset(scope.split())
-    if member is not None and session_id and auth_time and "openid" in scopes:
-        body["id_token"] = tokens.sign_id_token(
-            client_id=client.client_id,
-            user_claims=accounts.userinfo_claims(member, scopes),
-            session_id=session_id,
-            auth_time=auth_time,
-            amr=amr,
-            acr=acr,
-            nonce=nonce,
-            access_token=access.token,
-        )
-    return body
-
-
-def _refresh_scope(client: RelyingParty, session_remember: bool, scope: str) -> tuple[str, bool]:
-    """Drop offline_access unless the person chose to stay signed in and the
-    client allows it; returns (scope, offline)."""
-    scopes = scope.split()
-    offline = "offline_access" in scopes and session_remember and client.allow_stay_signed_in
-    if "offline_access" in scopes and not offline:
-        scopes.remove("offline_access")
-    return " ".join(scopes), offline
+def _confidential(request: Any) -> bool:
+    """Authenticated by a secret (not a public client)."""
+    return request.auth_method in ("client_secret_basic", "client_secret_post")
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
-    def create_authorization_response(self, redirect_uri: str, grant_user: SignedIn) -> Any:
-        # Our code, bound to the session, and RFC 9207's ``iss`` beside it.
-        settings = runtime.current().settings
-        payload = self.request.payload
-        session = grant_user.session
-        scope, _ = _refresh_scope(self.request.client.rp, session.remember, self.request.scope)
-        code = codes.issue(
-            client_id=self.request.client.client_id,
-            user_id=grant_user.member.id,
-            session_id=session.id,
-            redirect_uri=redirect_uri,
-            scope=scope,
-            nonce=payload.data.get("nonce"),
-            code_challenge=payload.data.get("code_challenge"),
-            code_challenge_method=payload.data.get("code_challenge_method"),
-            auth_time=session.auth_time,
-            amr=list(session.amr),
-            acr=session.acr,
-            ttl_seconds=settings.tokens.code_ttl_seconds,
-        )
-        db.session.commit()
-        params = [("code", code)]
-        if payload.state:
-            params.append(("state", payload.state))
-        params.append(("iss", settings.server.issuer))
-        return 302, "", [("Location", add_params_to_uri(redirect_uri, params))]
-
     def query_authorization_code(self, code: str, client: ClientAdapter) -> _CodeAdapter | None:
-        grant = codes.redeem(code, client.client_id)
+        grant = codes.find(code, client.client_id)
         return _CodeAdapter(grant) if grant else None
 
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+    def issue(self) -> tokens.TokenSet:
         adapter: _CodeAdapter = self.request.authorization_code
-        grant = adapter.grant
-        rp: RelyingParty = self.request.client.rp
-        session = sessions.get_live(grant.session_id)
-        try:
-            member = accounts.get(grant.user_id)
-        except NotFoundError:
-            member = None
-        if session is None or member is None or member.disabled:
-            raise AuthlibInvalidGrant("The sign-in behind this code has ended.")
-        family_id = tokens.new_family_id()
-        if not codes.mark_exchanged(grant, family_id):
-            db.session.rollback()
-            raise AuthlibInvalidGrant("The code was already used.")
-        scope, offline = _refresh_scope(rp, session.remember, grant.scope)
-        refresh = None
-        if rp.allows_grant("refresh_token"):
-            refresh = {
-                "family_id": family_id,
-                "client_id": rp.client_id,
-                "user_id": member.id,
-                "session_id": session.id,
-                "scope": scope,
-                "offline": offline,
-                "auth_time": grant.auth_time,
-                "amr": grant.amr,
-                "acr": grant.acr,
-            }
-        body = _token_response(
-            client=rp,
-            member=member,
-            scope=scope,
-            session_id=session.id,
-            family_id=family_id,
-            auth_time=grant.auth_time,
-            amr=grant.amr,
-            acr=grant.acr,
-            nonce=grant.nonce,
-            refresh=refresh,
-        )
-        db.session.commit()
-        return 200, body, NO_STORE
+        return codes.exchange(adapter.grant, client=self.request.client.rp)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
@@ -285,45 +146,14 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         grant = tokens.find_refresh_token(refresh_token, self.request.client.client_id)
         return _RefreshAdapter(grant) if grant else None
 
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        grant: tokens.RefreshGrant = self.request.refresh_token.grant
-        rp: RelyingParty = self.request.client.rp
-        try:
-            member = accounts.get(grant.user_id)
-        except NotFoundError:
-            member = None
-        if member is None or member.disabled:
-            raise AuthlibInvalidGrant("The account behind this token is unavailable.")
-        if not tokens.spend_refresh_token(grant):
-            db.session.rollback()
-            raise AuthlibInvalidGrant("The refresh token was already used.")
-        scope = self.request.payload.scope or grant.scope
-        scope = " ".join(s for s in grant.scope.split() if s in scope.split())
-        refresh = {
-            "family_id": grant.family_id,
-            "client_id": rp.client_id,
-            "user_id": member.id,
-            "session_id": grant.session_id,
-            "scope": grant.scope,  # narrowing applies to this access token only
-            "offline": grant.offline,
-            "auth_time": grant.auth_time,
-            "amr": grant.amr,
-            "acr": grant.acr,
-        }
-        body = _token_response(
-            client=rp,
-            member=member,
-            scope=scope,
-            session_id=grant.session_id,
-            family_id=grant.family_id,
-            auth_time=grant.auth_time,
-            amr=grant.amr,
-            acr=grant.acr,
-            nonce=None,
-            refresh=refresh,
+    def issue(self) -> tokens.TokenSet:
+        adapter: _RefreshAdapter = self.request.refresh_token
+        return tokens.rotate(
+            adapter.grant,
+            client=self.request.client.rp,
+            confidential=_confidential(self.request),
+            scope=self.request.payload.scope,
         )
-        db.session.commit()
-        return 200, body, NO_STORE
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
@@ -336,23 +166,9 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
         if asked & USER_SCOPES or not asked <= rp.scopes:
             raise AuthlibInvalidScope("The client may not request this scope.")
 
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        rp: RelyingParty = self.request.client.rp
+    def issue(self) -> tokens.TokenSet:
         scope = " ".join(sorted(set((self.request.payload.scope or "").split())))
-        body = _token_response(
-            client=rp,
-            member=None,
-            scope=scope,
-            session_id=None,
-            family_id=None,
-            auth_time=None,
-            amr=(),
-            acr="",
-            nonce=None,
-            refresh=None,
-        )
-        db.session.commit()
-        return 200, body, NO_STORE
+        return tokens.issue_for_client(self.request.client.rp, scope)
 
 
 class OpenIDConnect:

@@ -1,25 +1,32 @@
 """Authlib's AuthorizationServer and ResourceProtector, wired to our services.
 
-Everything Authlib raises is translated here into our ``idp.errors``
-classes (``translate``), so the rest of the provider, and every response,
-speaks one error vocabulary.
+Authlib validates requests here -- client authentication, redirect URIs,
+scopes, PKCE -- and never writes: its hooks only look things up.  What a
+request changes is done afterwards by one of our services, called from this
+module's typed functions, so that the transaction boundary is ours and
+never inside an Authlib hook.  Everything Authlib raises is translated here
+into ``idp.errors`` (``translate``), so the rest of the provider speaks one
+error vocabulary.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request
-from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.resource_protector import TokenValidator
-from authlib.oauth2.rfc7009 import RevocationEndpoint
-from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from flask import Flask, Request
+from flask import Flask, Request, current_app
+from flask import request as flask_request
 
 from idp import clients, errors, runtime, tokens
+from idp.clients import RelyingParty
+from idp.interactions import AuthorizationRequest
+from idp.prompts import parse_max_age, parse_prompt
 from idp.protocol.grants import (
     AuthorizationCodeGrant,
     ClientAdapter,
@@ -29,7 +36,16 @@ from idp.protocol.grants import (
     S256Only,
 )
 
-__all__ = ["Server", "StoredRequest", "build_resource_protector", "build_server", "translate"]
+__all__ = [
+    "authenticate_endpoint_client",
+    "build_resource_protector",
+    "build_server",
+    "issue_tokens",
+    "translate",
+    "validate_authorization",
+]
+
+_SERVER = "idp.authlib_server"
 
 _ERRORS: dict[str, type[errors.OAuthError]] = {
     cls.error: cls
@@ -52,13 +68,30 @@ _ERRORS: dict[str, type[errors.OAuthError]] = {
 
 
 def translate(e: OAuth2Error) -> errors.OAuthError:
-    """Authlib's error as ours, keeping its code and description."""
+    """Authlib's error as ours, keeping its code, its description, and the
+    redirect URI it verified (if any) with the request's ``state``."""
     cls = _ERRORS.get(e.error or "", errors.InvalidRequestError)
-    ours = cls(e.description or "", detail=repr(e))
-    ours.redirect_uri = e.redirect_uri  # type: ignore[attr-defined]
-    ours.state = e.state  # type: ignore[attr-defined]
-    ours.used_basic_auth = e.status_code == 401  # type: ignore[attr-defined]
-    return ours
+    return cls(
+        e.description or "", detail=repr(e), redirect_uri=e.redirect_uri or None, state=e.state
+    )
+
+
+def _check_basic_credentials(req: Request) -> None:
+    """HTTP Basic client credentials must decode (RFC 6749 §2.3.1: UTF-8,
+    form-encoded, then base64); anything else is a bad client
+    authentication, not a crash in the library that parses it."""
+    header = req.headers.get("Authorization")
+    if header is None:
+        return
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise errors.InvalidClientError("The client credentials are malformed.") from None
+    if ":" not in decoded:
+        raise errors.InvalidClientError("The client credentials are malformed.")
 
 
 class _IssuerRequest(OAuth2Request):  # type: ignore[misc]
@@ -79,29 +112,11 @@ class _IssuerRequest(OAuth2Request):  # type: ignore[misc]
         return self._request.form
 
 
-class StoredRequest(OAuth2Request):  # type: ignore[misc]
-    """An authorization request replayed from an interaction record."""
-
-    def __init__(self, params: dict[str, str], issuer: str) -> None:
-        super().__init__(method="GET", uri=issuer + "/authorize", headers={})
-        self._params = params
-        self.payload = BasicOAuth2Payload(params)
-
-    @property
-    def args(self) -> dict[str, str]:
-        return self._params
-
-    @property
-    def form(self) -> dict[str, str]:
-        return {}
-
-
 class Server(AuthorizationServer):  # type: ignore[misc]
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         if isinstance(request, OAuth2Request):
             return request
-        from flask import request as flask_request
-
+        _check_basic_credentials(flask_request)
         return _IssuerRequest(flask_request, runtime.current().settings.server.issuer)
 
     def handle_error_response(self, request: Any, error: OAuth2Error) -> Any:
@@ -109,31 +124,80 @@ class Server(AuthorizationServer):  # type: ignore[misc]
         raise translate(error)
 
 
+def _server() -> Server:
+    server: Server = current_app.extensions[_SERVER]
+    return server
+
+
 def _query_client(client_id: str) -> ClientAdapter | None:
     rp = clients.lookup(client_id)
     return ClientAdapter(rp) if rp else None
 
 
-class _Introspection(IntrospectionEndpoint):  # type: ignore[misc]
-    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]  # noqa: RUF012
+def validate_authorization() -> AuthorizationRequest:
+    """The authorization request of this Flask request, validated.
 
-    def create_endpoint_response(self, request: Any) -> tuple[int, Any, list[tuple[str, str]]]:
-        client = self.authenticate_endpoint_client(request)
-        self.check_params(request, client)
-        answer = tokens.introspect(
-            request.form["token"], client.rp, request.form.get("token_type_hint")
+    Raises an OAuthError: with ``redirect_uri`` set when the client and the
+    redirect URI were verified (it may be sent back), else without."""
+    try:
+        grant = _server().get_consent_grant(request=None, end_user=None)
+    except OAuth2Error as e:
+        raise translate(e) from e
+    payload = grant.request.payload
+    data = payload.data
+    redirect_uri = grant.redirect_uri
+    state = payload.state
+    try:
+        prompts = parse_prompt(data.get("prompt"))
+        max_age = parse_max_age(data.get("max_age"))
+    except errors.OAuthError as e:
+        raise e.with_redirect(redirect_uri, state) from None
+    return AuthorizationRequest(
+        client_id=grant.request.client.client_id,
+        redirect_uri=redirect_uri,
+        scope=grant.request.scope or "",
+        state=state,
+        nonce=data.get("nonce"),
+        code_challenge=data.get("code_challenge"),
+        code_challenge_method=data.get("code_challenge_method"),
+        prompts=prompts,
+        max_age=max_age,
+        login_hint=str(data.get("login_hint") or "")[:254],
+    )
+
+
+def issue_tokens() -> tokens.TokenSet:
+    """The token endpoint: Authlib authenticates the client and validates the
+    grant (look-ups only); our service then issues, in its own transaction."""
+    server = _server()
+    try:
+        oauth_request = server.create_oauth2_request(None)
+        grant = server.get_token_grant(oauth_request)
+        grant.validate_token_request()
+    except OAuth2Error as e:
+        raise translate(e) from e
+    issued: tokens.TokenSet = grant.issue()
+    return issued
+
+
+_ENDPOINT_AUTH_METHODS = {
+    "introspection": ["client_secret_basic", "client_secret_post"],
+    "revocation": ["client_secret_basic", "client_secret_post", "none"],
+}
+
+
+def authenticate_endpoint_client(endpoint: str) -> RelyingParty:
+    """The client authenticated at the introspection or revocation endpoint,
+    by that endpoint's methods; raises InvalidClientError."""
+    server = _server()
+    try:
+        oauth_request = server.create_oauth2_request(None)
+        client: ClientAdapter = server.authenticate_client(
+            oauth_request, _ENDPOINT_AUTH_METHODS[endpoint], endpoint
         )
-        return 200, answer, [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
-
-
-class _Revocation(RevocationEndpoint):  # type: ignore[misc]
-    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]  # noqa: RUF012
-
-    def create_endpoint_response(self, request: Any) -> tuple[int, Any, list[tuple[str, str]]]:
-        client = self.authenticate_endpoint_client(request)
-        self.check_params(request, client)
-        tokens.revoke(request.form["token"], client.rp, request.form.get("token_type_hint"))
-        return 200, {}, [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+    except OAuth2Error as e:
+        raise translate(e) from e
+    return client.rp
 
 
 def build_server(app: Flask) -> Server:
@@ -142,8 +206,7 @@ def build_server(app: Flask) -> Server:
     server.register_grant(AuthorizationCodeGrant, [S256Only(required=True), OpenIDConnect()])
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
-    server.register_endpoint(_Introspection)
-    server.register_endpoint(_Revocation)
+    app.extensions[_SERVER] = server
     return server
 
 

@@ -3,8 +3,8 @@
 
 Only a real browser shows what the cookie attributes mean: whether a session
 survives the browser being closed, and what the person's list of signed-in
-devices lets them do to another device.  Time passing is ``age_session``:
-the server judges a session by the times stored with it."""
+devices lets them do to another device.  Time passing is the live server's
+clock moved forward (``live_clock``), never a sleep or a rewritten row."""
 
 from __future__ import annotations
 
@@ -18,9 +18,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
-from idp import sessions
 from tests.support.browser import sign_in
-from tests.support.harness import LiveIdp, age_session
+from tests.support.harness import LiveIdp
 
 pytest_plugins = ("tests.support.browser",)
 """Its fixtures: ``open_device``, ``persistent_browser`` (and the Chromium under them)."""
@@ -92,34 +91,34 @@ def test_without_stay_signed_in_a_browser_restart_signs_out(
         assert _sent_to_sign_in(browser.new_page(), live_idp)
 
 
-def _walk_away(idp: LiveIdp, member_id: str) -> None:
+def _walk_away(idp: LiveIdp) -> None:
     """The person leaves the signed-in browser unused just past the idle timeout."""
-    with idp.services():
-        (session,) = sessions.list_for_user(member_id)
-    age_session(idp, session.id, minutes=idp.settings.session.idle_minutes + 1)
+    idp.advance(minutes=idp.settings.session.idle_minutes + 1)
 
 
 def test_an_unchecked_session_ends_after_the_idle_timeout(
-    live_idp: LiveIdp, open_device: Callable[[], Page]
+    live_clock: LiveIdp, open_device: Callable[[], Page]
 ) -> None:
+    live_idp = live_clock
     """The server ends it, though the browser still holds the cookie."""
     member = live_idp.create_user()
     page = sign_in(open_device(), live_idp, member.username, remember=False)
 
-    _walk_away(live_idp, member.id)
+    _walk_away(live_idp)
 
     assert any(c["name"] == "idp_session" for c in page.context.cookies())
     assert _sent_to_sign_in(page, live_idp)
 
 
 def test_a_checked_session_outlives_the_idle_timeout(
-    live_idp: LiveIdp, open_device: Callable[[], Page]
+    live_clock: LiveIdp, open_device: Callable[[], Page]
 ) -> None:
+    live_idp = live_clock
     """A remembered session slides ``session.remember_days``: an idle pause is nothing to it."""
     member = live_idp.create_user()
     page = sign_in(open_device(), live_idp, member.username, remember=True)
 
-    _walk_away(live_idp, member.id)
+    _walk_away(live_idp)
 
     assert _signed_in_at_account(page, live_idp)
 

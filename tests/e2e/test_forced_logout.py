@@ -12,7 +12,6 @@ import requests
 from tests.support.flows import SignedIn, introspect, sign_in, token_request
 from tests.support.harness import (
     LiveIdp,
-    age_session,
     authorization_url,
     callback_params,
     csrf_token,
@@ -125,13 +124,15 @@ def test_rp_initiated_logout_sends_a_logout_token(
 
 
 def test_refresh_token_reuse_ends_the_session_and_sends_a_logout_token(
-    live_idp: LiveIdp, receiver: LogoutReceiver
+    live_clock: LiveIdp, receiver: LogoutReceiver
 ) -> None:
+    live_idp = live_clock
     signed = sign_in(live_idp, client=_shop(live_idp, receiver))
     old = signed.tokens["refresh_token"]
     rotated = token_request(
         live_idp, signed.client, grant_type="refresh_token", refresh_token=old
     ).json()
+    live_idp.advance(seconds=live_idp.settings.tokens.refresh_reuse_seconds + 1)
     token_request(live_idp, signed.client, grant_type="refresh_token", refresh_token=old)
     sid = _claims(signed)["sid"]
     assert eventually(lambda: receiver.claims_for(live_idp.url, sid=sid))
@@ -297,13 +298,12 @@ def test_a_client_that_refuses_stay_signed_in_never_gets_offline_access(live_idp
     assert signed.tokens["scope"] == "openid"
 
 
-def test_a_bank_is_not_served_by_an_old_stay_signed_in_session(live_idp: LiveIdp) -> None:
+def test_a_bank_is_not_served_by_an_old_stay_signed_in_session(live_clock: LiveIdp) -> None:
+    live_idp = live_clock
     bank = live_idp.create_client(name="Bank", stay_signed_in=False, first_party=True)
     shop = live_idp.create_client(name="Shop", first_party=True)
     signed = sign_in(live_idp, client=shop, remember=True)
-    age_session(
-        live_idp, _claims(signed)["sid"], minutes=live_idp.settings.session.idle_minutes + 1
-    )
+    live_idp.advance(minutes=live_idp.settings.session.idle_minutes + 1)
     pkce = {"code_challenge": pkce_pair()[1], "code_challenge_method": "S256"}
     # The shop is still served by the long-lived sign-in...
     assert "code" in callback_params(signed.browser.get(authorization_url(live_idp, shop, **pkce)))

@@ -23,8 +23,9 @@ def test_refresh_token_rotates_on_every_use(live_idp: LiveIdp) -> None:
     assert "id_token" in second
 
 
-def test_reused_refresh_token_revokes_the_family_and_ends_the_session(live_idp: LiveIdp) -> None:
-    # Arrange: signed in, refreshed once
+def test_reused_refresh_token_revokes_the_family_and_ends_the_session(live_clock: LiveIdp) -> None:
+    live_idp = live_clock
+    # Arrange: signed in, refreshed once, the reuse grace is over
     first = sign_in(live_idp)
     rotated = token_request(
         live_idp,
@@ -32,6 +33,7 @@ def test_reused_refresh_token_revokes_the_family_and_ends_the_session(live_idp: 
         grant_type="refresh_token",
         refresh_token=first.tokens["refresh_token"],
     ).json()
+    live_idp.advance(seconds=live_idp.settings.tokens.refresh_reuse_seconds + 1)
     # Act: the spent token returns
     reply = token_request(
         live_idp,
@@ -50,6 +52,42 @@ def test_reused_refresh_token_revokes_the_family_and_ends_the_session(live_idp: 
     account = first.browser.get("/account")
     assert account.status_code == 303
     assert "/login" in account.headers["Location"]
+
+
+def test_a_confidential_clients_overlapping_refresh_gets_a_fresh_pair(live_idp: LiveIdp) -> None:
+    """Two workers of one web service refresh the same token at once: both
+    get tokens, and the person stays signed in (CONTRACT "Stay signed in")."""
+    signed = sign_in(live_idp)
+    old = signed.tokens["refresh_token"]
+    first = token_request(live_idp, signed.client, grant_type="refresh_token", refresh_token=old)
+    second = token_request(live_idp, signed.client, grant_type="refresh_token", refresh_token=old)
+    assert first.status_code == 200
+    assert second.status_code == 200
+    assert second.json()["refresh_token"] != first.json()["refresh_token"]
+    for reply in (first, second):
+        again = token_request(
+            live_idp,
+            signed.client,
+            grant_type="refresh_token",
+            refresh_token=reply.json()["refresh_token"],
+        )
+        assert again.status_code == 200
+    assert signed.browser.get("/account").status_code == 200
+
+
+def test_a_public_clients_reused_refresh_token_ends_the_session_at_once(live_idp: LiveIdp) -> None:
+    public = live_idp.create_client(public=True)
+    signed = sign_in(live_idp, client=public)
+    old = signed.tokens["refresh_token"]
+    rotated = token_request(live_idp, public, grant_type="refresh_token", refresh_token=old)
+    assert rotated.status_code == 200
+    reused = token_request(live_idp, public, grant_type="refresh_token", refresh_token=old)
+    assert reused.json()["error"] == "invalid_grant"
+    after = token_request(
+        live_idp, public, grant_type="refresh_token", refresh_token=rotated.json()["refresh_token"]
+    )
+    assert after.json()["error"] == "invalid_grant"
+    assert signed.browser.get("/account").status_code == 303
 
 
 def test_introspection_answers_active_until_revocation(live_idp: LiveIdp) -> None:

@@ -5,6 +5,10 @@
 answers.  Test data (users, clients) is created through the services in an
 app context on the same database and keys, as an operator's CLI would.
 
+Time is the live server's own clock, moved by the test: ``idp.advance(days=31)``
+writes the offset to the file the server (and its worker) follows through
+``IDP_TEST_CLOCK_FILE``; the test's own service calls follow it too.
+
 ``Browser`` follows the provider's redirects and fills its forms (with the
 CSRF token the page carries), like a person with cookies enabled would.
 """
@@ -29,7 +33,6 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import requests
-from sqlalchemy import update
 
 from idp import config
 from idp.config import Settings
@@ -44,8 +47,9 @@ IDP = str(Path(sys.executable).with_name("idp"))
 @contextlib.contextmanager
 def app_for(settings: Settings) -> Iterator[Any]:
     """An in-process app on ``settings`` (schema and keys created), in its context."""
-    from idp import bootstrap, create_app, keyring_for
+    from idp import bootstrap, create_app
     from idp.db import db
+    from idp.keys import keyring_for
 
     bootstrap.init(settings, keyring_for(settings))
     application = create_app(settings)
@@ -106,7 +110,22 @@ class LiveIdp:
     config_path: Path
     process: subprocess.Popen[bytes]
     log_path: Path
+    clock_path: Path
     _app: Any = field(default=None, repr=False)
+    _offset_seconds: float = 0.0
+
+    def advance(self, **delta: float) -> None:
+        """Move the server's clock (and this test's service calls) forward."""
+        from idp import clock
+
+        self._offset_seconds += dt.timedelta(**delta).total_seconds()
+        clock.set_offset_file(self.clock_path, self._offset_seconds)
+
+    def reset_clock(self) -> None:
+        from idp import clock
+
+        self._offset_seconds = 0.0
+        clock.set_offset_file(self.clock_path, 0.0)
 
     @property
     def app(self) -> Any:
@@ -118,8 +137,15 @@ class LiveIdp:
 
     @contextlib.contextmanager
     def services(self) -> Iterator[None]:
-        with self.app.app_context():
-            yield
+        """An app context on the server's database, keys and clock."""
+        from idp import clock
+
+        clock.follow_file(self.clock_path)
+        try:
+            with self.app.app_context():
+                yield
+        finally:
+            clock.follow_file(None)
 
     def create_user(self, password: str = "correct horse 1", **kw: Any) -> Any:
         from idp import accounts
@@ -161,7 +187,9 @@ def start_live_idp(
         extra=extra_config,
     )
     config_path = root / "idp.toml"
+    clock_path = root / "clock-offset"
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    env["IDP_TEST_CLOCK_FILE"] = str(clock_path)
     subprocess.run(
         [IDP, "--config", str(config_path), "init"],
         check=True,
@@ -189,7 +217,12 @@ def start_live_idp(
         start_new_session=True,
     )
     idp = LiveIdp(
-        url=url, settings=settings, config_path=config_path, process=process, log_path=log_path
+        url=url,
+        settings=settings,
+        config_path=config_path,
+        process=process,
+        log_path=log_path,
+        clock_path=clock_path,
     )
     try:
         deadline = time.monotonic() + 30
@@ -362,35 +395,3 @@ def eventually(fn: Callable[[], T], timeout: float = 10, interval: float = 0.05)
         if time.monotonic() > deadline:
             raise AssertionError(f"still {value!r} after {timeout} s")
         time.sleep(interval)
-
-
-def age_session(idp: LiveIdp, session_id: str, minutes: float) -> None:
-    """The person walks away for ``minutes``: move the session into the past.
-
-    The server decides whether a session is still alive only from what the
-    database holds (``expires_at``, slid from ``last_seen_at`` on use), never
-    from the cookie or its own memory, so moving every time of the session
-    back by the same amount is, to the server, exactly that much time passing
-    with the browser unused.  The live server is another process, so freezing
-    ``idp.clock`` here would not reach it.
-
-    Only ``idp.sessions`` writes sessions in the product; a test may, to stand
-    in for the clock."""
-    from idp.db import db
-    from idp.models import SignInSession
-
-    back = dt.timedelta(minutes=minutes)
-    with idp.services():
-        row = db.session.get(SignInSession, session_id)
-        assert row is not None, f"no session {session_id}"
-        db.session.execute(
-            update(SignInSession)
-            .where(SignInSession.id == session_id)
-            .values(
-                last_seen_at=row.last_seen_at - back,
-                created_at=row.created_at - back,
-                auth_time=row.auth_time - back,
-                expires_at=row.expires_at - back,
-            )
-        )
-        db.session.commit()

@@ -12,7 +12,7 @@ from sqlalchemy import event, func, insert, select
 
 from idp import accounts, clients, clock, sessions
 from idp.db import db, new_secret, secret_hash
-from idp.models import AccessToken, OutboxMessage, RefreshToken, SignInSession
+from idp.models import AccessToken, OutboxMessage, RefreshToken, SessionClient, SignInSession
 
 
 @contextmanager
@@ -37,7 +37,7 @@ def _person_with(n_sessions: int, client_ids: list[str]) -> str:
         password="a long passphrase",
     )
     now = clock.now()
-    session_rows, refresh_rows, access_rows = [], [], []
+    session_rows, refresh_rows, access_rows, reached = [], [], [], []
     for i in range(n_sessions):
         sid = new_secret(24)
         session_rows.append(
@@ -57,6 +57,7 @@ def _person_with(n_sessions: int, client_ids: list[str]) -> str:
             }
         )
         for client_id in client_ids:
+            reached.append({"session_id": sid, "client_id": client_id, "first_at": now})
             family = new_secret(24)
             refresh_rows.append(
                 {
@@ -89,6 +90,7 @@ def _person_with(n_sessions: int, client_ids: list[str]) -> str:
     db.session.execute(insert(SignInSession), session_rows)
     db.session.execute(insert(RefreshToken), refresh_rows)
     db.session.execute(insert(AccessToken), access_rows)
+    db.session.execute(insert(SessionClient), reached)
     db.session.commit()
     return member.id
 

@@ -1,4 +1,4 @@
-"""Which step an authorization request needs: sign-in, consent, or none."""
+"""Which step an authorization request needs next: sign-in, step-up, consent, or none."""
 
 from __future__ import annotations
 
@@ -9,8 +9,21 @@ from typing import Any
 import pytest
 
 from idp.clients import RelyingParty
-from idp.errors import ConsentRequiredError, InvalidRequestError, LoginRequiredError
-from idp.prompts import Decision, decide, parse_max_age, parse_prompt
+from idp.errors import (
+    ConsentRequiredError,
+    InteractionRequiredError,
+    InvalidRequestError,
+    LoginRequiredError,
+)
+from idp.prompts import (
+    NextStep,
+    Situation,
+    Step,
+    decide,
+    parse_max_age,
+    parse_prompt,
+    silent_failure,
+)
 from idp.sessions import SessionInfo
 
 NOW = dt.datetime(2025, 1, 1, 9, 0, tzinfo=dt.UTC)
@@ -68,34 +81,48 @@ def decide_for(
     max_age: int | None = None,
     consent_given: bool = True,
     user_disabled: bool = False,
-) -> Decision:
+    signed_in_here: bool = False,
+    consent_decided_here: bool = False,
+    step_up_reasons: tuple[str, ...] = (),
+    step_up_done: bool = False,
+) -> NextStep:
     return decide(
-        session=session,
-        user_disabled=user_disabled,
-        client=client or a_client(),
-        prompts=parse_prompt(prompt),
-        max_age=max_age,
-        consent_given=consent_given,
-        idle_minutes=IDLE_MINUTES,
-        now=NOW,
+        Situation(
+            session=session,
+            member_disabled=user_disabled,
+            client=client or a_client(),
+            prompts=parse_prompt(prompt),
+            max_age=max_age,
+            signed_in_here=signed_in_here,
+            consent_given=consent_given,
+            consent_decided_here=consent_decided_here,
+            step_up_reasons=step_up_reasons,
+            step_up_done=step_up_done,
+            idle_minutes=IDLE_MINUTES,
+            now=NOW,
+        )
     )
+
+
+LOGIN = NextStep(Step.LOGIN, ("no_session",))
+DONE = NextStep(Step.DONE, ())
 
 
 # --- sign-in --------------------------------------------------------------------------
 
 
 def test_no_session_asks_for_login() -> None:
-    assert decide_for(session=None) == Decision(prompt="login", reasons=("no_session",))
+    assert decide_for(session=None) == LOGIN
 
 
 def test_a_valid_session_with_consent_issues_at_once() -> None:
-    assert decide_for(session=a_session()) == Decision(prompt=None, reasons=())
+    assert decide_for(session=a_session()) == DONE
 
 
 def test_prompt_login_with_a_session_asks_for_login() -> None:
     decision = decide_for(session=a_session(), prompt="login")
 
-    assert decision == Decision(prompt="login", reasons=("login_prompt",))
+    assert decision == NextStep(Step.LOGIN, ("login_prompt",))
 
 
 def test_max_age_exceeded_asks_for_login() -> None:
@@ -103,7 +130,7 @@ def test_max_age_exceeded_asks_for_login() -> None:
 
     decision = decide_for(session=session, max_age=300)
 
-    assert decision == Decision(prompt="login", reasons=("max_age",))
+    assert decision == NextStep(Step.LOGIN, ("max_age",))
 
 
 def test_max_age_not_yet_exceeded_keeps_the_session() -> None:
@@ -111,13 +138,13 @@ def test_max_age_not_yet_exceeded_keeps_the_session() -> None:
 
     decision = decide_for(session=session, max_age=300)
 
-    assert decision == Decision(prompt=None, reasons=())
+    assert decision == DONE
 
 
 def test_disabled_account_asks_for_login() -> None:
     decision = decide_for(session=a_session(), user_disabled=True)
 
-    assert decision == Decision(prompt="login", reasons=("account_disabled",))
+    assert decision == NextStep(Step.LOGIN, ("account_disabled",))
 
 
 def test_client_refusing_stay_signed_in_asks_for_login_on_an_old_remembered_session() -> None:
@@ -125,7 +152,7 @@ def test_client_refusing_stay_signed_in_asks_for_login_on_an_old_remembered_sess
 
     decision = decide_for(session=session, client=a_client(allow_stay_signed_in=False))
 
-    assert decision == Decision(prompt="login", reasons=("client_refuses_stay_signed_in",))
+    assert decision == NextStep(Step.LOGIN, ("client_refuses_stay_signed_in",))
 
 
 def test_client_refusing_stay_signed_in_accepts_a_recent_remembered_session() -> None:
@@ -133,26 +160,81 @@ def test_client_refusing_stay_signed_in_accepts_a_recent_remembered_session() ->
 
     decision = decide_for(session=session, client=a_client(allow_stay_signed_in=False))
 
-    assert decision == Decision(prompt=None, reasons=())
+    assert decision == DONE
 
 
-def test_prompt_none_without_session_raises_login_required() -> None:
-    with pytest.raises(LoginRequiredError):
-        decide_for(session=None, prompt="none")
+def test_signing_in_during_the_request_satisfies_prompt_login_and_max_age() -> None:
+    session = a_session(signed_in_ago=dt.timedelta(seconds=1))
+
+    decision = decide_for(session=session, prompt="login", max_age=0, signed_in_here=True)
+
+    assert decision == DONE
+
+
+def test_signing_in_during_the_request_satisfies_a_bank() -> None:
+    session = a_session(remember=True, signed_in_ago=dt.timedelta(minutes=IDLE_MINUTES + 1))
+
+    decision = decide_for(
+        session=session, client=a_client(allow_stay_signed_in=False), signed_in_here=True
+    )
+
+    assert decision == DONE
+
+
+def test_prompt_none_without_session_answers_login_required() -> None:
+    decision = decide_for(session=None, prompt="none")
+
+    assert isinstance(silent_failure(decision), LoginRequiredError)
+
+
+# --- step-up -------------------------------------------------------------------------
+
+
+def test_step_up_comes_after_sign_in_and_before_consent() -> None:
+    decision = decide_for(session=a_session(), consent_given=False, step_up_reasons=("travel",))
+
+    assert decision == NextStep(Step.STEP_UP, ("travel",))
+
+
+def test_a_step_up_passed_goes_on_to_consent() -> None:
+    decision = decide_for(
+        session=a_session(), consent_given=False, step_up_reasons=("travel",), step_up_done=True
+    )
+
+    assert decision == NextStep(Step.CONSENT, ("scopes_not_granted",))
+
+
+def test_sign_in_comes_before_a_step_up() -> None:
+    assert decide_for(session=None, step_up_reasons=("travel",)) == LOGIN
+
+
+def test_prompt_none_needing_a_step_up_answers_interaction_required() -> None:
+    decision = decide_for(session=a_session(), prompt="none", step_up_reasons=("travel",))
+
+    assert isinstance(silent_failure(decision), InteractionRequiredError)
 
 
 # --- consent -----------------------------------------------------------------------
 
 
-def test_prompt_none_needing_consent_raises_consent_required() -> None:
-    with pytest.raises(ConsentRequiredError):
-        decide_for(session=a_session(), prompt="none", consent_given=False)
+def test_prompt_none_needing_consent_answers_consent_required() -> None:
+    decision = decide_for(session=a_session(), prompt="none", consent_given=False)
+
+    assert isinstance(silent_failure(decision), ConsentRequiredError)
+
+
+def test_consent_given_during_the_request_is_done_even_with_prompt_consent() -> None:
+    decision = decide_for(
+        session=a_session(), prompt="consent", consent_given=False, consent_decided_here=True
+    )
+
+    assert decision == DONE
 
 
 def test_third_party_client_without_remembered_consent_asks_for_consent() -> None:
     decision = decide_for(session=a_session(), consent_given=False)
 
-    assert decision == Decision(prompt="consent", reasons=("scopes_not_granted",))
+    assert decision == NextStep(Step.CONSENT, ("scopes_not_granted",))
 
 
 def test_first_party_client_skips_consent() -> None:
@@ -160,13 +242,13 @@ def test_first_party_client_skips_consent() -> None:
         session=a_session(), client=a_client(first_party=True), consent_given=False
     )
 
-    assert decision == Decision(prompt=None, reasons=())
+    assert decision == DONE
 
 
 def test_remembered_consent_skips_consent() -> None:
     decision = decide_for(session=a_session(), consent_given=True)
 
-    assert decision == Decision(prompt=None, reasons=())
+    assert decision == DONE
 
 
 @pytest.mark.parametrize(
@@ -180,7 +262,7 @@ def test_prompt_consent_always_asks_for_consent(first_party: bool, consent_given
         consent_given=consent_given,
     )
 
-    assert decision == Decision(prompt="consent", reasons=("consent_prompt",))
+    assert decision == NextStep(Step.CONSENT, ("consent_prompt",))
 
 
 # --- parsing the request parameters ------------------------------------------------------
@@ -203,7 +285,8 @@ def test_unknown_prompt_value_is_invalid() -> None:
     with pytest.raises(InvalidRequestError) as excinfo:
         parse_prompt("login bogus")
 
-    assert excinfo.value.description == "Unsupported prompt value 'bogus'."
+    # Fixed text: nothing the request sent is echoed back.
+    assert excinfo.value.description == "The prompt parameter has an unsupported value."
 
 
 @pytest.mark.parametrize(("raw", "expected"), [(None, None), ("", None), ("0", 0), ("300", 300)])
