@@ -54,7 +54,12 @@ def qr_show() -> Response:
         "qr_show.html",
         public_id=started.public_id,
         url=started.url,
-        svg=qr.svg(started.url),
+        # The svg element itself is #qr-code (CONTRACT: "the QR image").
+        svg=qr.svg(started.url).replace(
+            "<svg",
+            '<svg id="qr-code" class="qr" role="img" aria-label="QR code of the sign-in link"',
+            1,
+        ),
         match_code=started.match_code,
         ttl_seconds=s.qr.ttl_seconds,
         back=s.url(f"/login?interaction={quote(interaction)}" if interaction else "/login"),

@@ -130,6 +130,20 @@ def _confidential(request: Any) -> bool:
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
+    @staticmethod
+    def validate_authorization_redirect_uri(request: Any, client: ClientAdapter) -> str:
+        """Exact match (RFC 9700 §4.1.3), with an error that does not quote
+        the URI (Authlib's would, and fails on a backslash in it)."""
+        redirect_uri = request.payload.redirect_uri
+        if redirect_uri:
+            if not client.check_redirect_uri(redirect_uri):
+                raise AuthlibInvalidRequest("The redirect_uri is not registered for this client.")
+            return str(redirect_uri)
+        default = client.get_default_redirect_uri()
+        if not default:
+            raise AuthlibInvalidRequest("redirect_uri is required.")
+        return default
+
     def query_authorization_code(self, code: str, client: ClientAdapter) -> _CodeAdapter | None:
         grant = codes.find(code, client.client_id)
         return _CodeAdapter(grant) if grant else None

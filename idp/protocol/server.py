@@ -67,13 +67,46 @@ _ERRORS: dict[str, type[errors.OAuthError]] = {
 }
 
 
+_ECHO_MIN = 6
+"""A request value this long found in a library's error text is an echo."""
+
+
+def _public_description(text: str | None) -> str:
+    """The library's description, unless it echoes what the request sent
+    (an error is shown on pages and sent to clients: never attacker text)."""
+    if not text:
+        return ""
+    sent = [*flask_request.args.values(), *flask_request.form.values()]
+    if any(len(v) >= _ECHO_MIN and v in text for v in sent):
+        return ""
+    return text
+
+
 def translate(e: OAuth2Error) -> errors.OAuthError:
-    """Authlib's error as ours, keeping its code, its description, and the
-    redirect URI it verified (if any) with the request's ``state``."""
+    """Authlib's error as ours, keeping its code, its description (unless it
+    echoes the request), and the redirect URI it verified (if any) with the
+    request's ``state``."""
     cls = _ERRORS.get(e.error or "", errors.InvalidRequestError)
     return cls(
-        e.description or "", detail=repr(e), redirect_uri=e.redirect_uri or None, state=e.state
+        _public_description(e.description),
+        detail=repr(e),
+        redirect_uri=e.redirect_uri or None,
+        state=e.state,
     )
+
+
+_RESPONSE_TYPES = frozenset({"code"})
+_GRANT_TYPES = frozenset({"authorization_code", "refresh_token", "client_credentials"})
+
+
+def _verified_redirect_uri(client_id: str | None, redirect_uri: str | None) -> str | None:
+    """The redirect URI an error may go to: the client's, registered exactly."""
+    client = clients.lookup(client_id or "")
+    if client is None:
+        return None
+    if redirect_uri:
+        return redirect_uri if redirect_uri in client.redirect_uris else None
+    return client.redirect_uris[0] if len(client.redirect_uris) == 1 else None
 
 
 def _check_basic_credentials(req: Request) -> None:
@@ -139,6 +172,14 @@ def validate_authorization() -> AuthorizationRequest:
 
     Raises an OAuthError: with ``redirect_uri`` set when the client and the
     redirect URI were verified (it may be sent back), else without."""
+    values = flask_request.values
+    if values.get("response_type") not in _RESPONSE_TYPES:
+        # Checked before Authlib, whose own error would quote the value.
+        raise errors.UnsupportedResponseTypeError(
+            "Only response_type=code is supported.",
+            redirect_uri=_verified_redirect_uri(values.get("client_id"), values.get("redirect_uri")),
+            state=values.get("state"),
+        )
     try:
         grant = _server().get_consent_grant(request=None, end_user=None)
     except OAuth2Error as e:
@@ -169,6 +210,9 @@ def validate_authorization() -> AuthorizationRequest:
 def issue_tokens() -> tokens.TokenSet:
     """The token endpoint: Authlib authenticates the client and validates the
     grant (look-ups only); our service then issues, in its own transaction."""
+    if flask_request.form.get("grant_type") not in _GRANT_TYPES:
+        # Checked before Authlib, whose own error would quote the value.
+        raise errors.UnsupportedGrantTypeError("The grant type is not supported.")
     server = _server()
     try:
         oauth_request = server.create_oauth2_request(None)

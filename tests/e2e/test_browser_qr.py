@@ -149,7 +149,7 @@ def test_easy_login_without_a_passkey_device_shows_the_qr_sign_in(
     pc.locator("button#passkey-login").click()
 
     pc.wait_for_url(live_idp.url + "/login/qr", timeout=OUTCOME_MS)
-    expect(pc.locator("#qr-code svg")).to_be_visible()
+    expect(pc.locator("svg#qr-code")).to_be_visible()
     assert pc.locator("#qr-url").input_value().startswith(live_idp.url + "/qr/")
 
 

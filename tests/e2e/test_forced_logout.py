@@ -312,3 +312,166 @@ def test_a_bank_is_not_served_by_an_old_stay_signed_in_session(live_clock: LiveI
     assert 'id="login-form"' in page.text
     none = signed.browser.get(authorization_url(live_idp, bank, prompt="none", **pkce))
     assert callback_params(none)["error"] == "login_required"
+
+
+# --- a forced logout reaches services whose tokens are long gone ------------------------
+
+
+def _admin_token_now(live_idp: LiveIdp) -> str:
+    """An admin token issued at the server's present time (the clock moves)."""
+    admin = live_idp.create_client(
+        name="Ops later", redirect_uris=[], grant_types=["client_credentials"], admin=True
+    )
+    reply = token_request(live_idp, admin, grant_type="client_credentials", scope="admin")
+    token: str = reply.json()["access_token"]
+    return token
+
+
+def _purge(live_idp: LiveIdp) -> None:
+    from idp import worker
+
+    with live_idp.services():
+        worker.purge_expired()
+
+
+def _token_rows(live_idp: LiveIdp, sid: str) -> int:
+    from sqlalchemy import func, select
+
+    from idp.db import db
+    from idp.models import AccessToken, RefreshToken
+
+    with live_idp.services():
+        return sum(
+            db.session.scalar(select(func.count()).select_from(m).where(m.session_id == sid)) or 0
+            for m in (AccessToken, RefreshToken)
+        )
+
+
+def test_a_forced_logout_after_the_access_token_expired_and_was_purged_reaches_the_service(
+    live_clock: LiveIdp, receiver: LogoutReceiver
+) -> None:
+    live_idp = live_clock
+    shop = _shop(live_idp, receiver, grant_types=["authorization_code"])  # no refresh token
+    signed = sign_in(live_idp, client=shop)
+    sid = _claims(signed)["sid"]
+    live_idp.advance(minutes=20)  # the session lives on (idle 30 min); the token expired
+    _purge(live_idp)
+    assert _token_rows(live_idp, sid) == 0
+
+    reply = requests.delete(
+        f"{live_idp.url}/admin/api/sessions/{sid}",
+        headers={"Authorization": f"Bearer {_admin_token_now(live_idp)}"},
+        timeout=10,
+    )
+
+    assert reply.json() == {"session_id": sid, "ended": True}
+    (claims,) = eventually(lambda: receiver.claims_for(live_idp.url, sid=sid))
+    assert claims["aud"] == shop.client.client_id
+    assert claims["sub"] == signed.member.id
+
+
+def test_a_forced_logout_a_month_later_reaches_the_service_whose_refresh_tokens_were_purged(
+    live_clock: LiveIdp, receiver: LogoutReceiver
+) -> None:
+    live_idp = live_clock
+    shop = _shop(live_idp, receiver)
+    signed = sign_in(live_idp, client=shop, remember=True)
+    sid = _claims(signed)["sid"]
+    live_idp.advance(days=20)
+    assert signed.browser.get("/account").status_code == 200  # back at day 20: it slides
+    live_idp.advance(days=11)  # the 30-day refresh token has expired
+    _purge(live_idp)
+    assert _token_rows(live_idp, sid) == 0
+    assert signed.browser.get("/account").status_code == 200  # still signed in
+
+    reply = requests.post(
+        f"{live_idp.url}/admin/api/users/{signed.member.id}/logout",
+        headers={"Authorization": f"Bearer {_admin_token_now(live_idp)}"},
+        timeout=10,
+    )
+
+    assert reply.json()["ended"] == [sid]
+    assert eventually(lambda: receiver.claims_for(live_idp.url, sid=sid))
+
+
+# --- offline tokens end with every forced logout ---------------------------------------
+
+
+def _offline_sign_in(live_idp: LiveIdp) -> SignedIn:
+    signed = sign_in(live_idp, remember=True, scope="openid offline_access")
+    assert signed.tokens["scope"] == "openid offline_access"
+    return signed
+
+
+def _sign_out(signed: SignedIn) -> None:
+    page = signed.browser.get("/account")
+    signed.browser.post("/signout", {"csrf_token": csrf_token(page.text)})
+
+
+def test_offline_tokens_survive_the_persons_own_sign_out(live_idp: LiveIdp) -> None:
+    signed = _offline_sign_in(live_idp)
+    _sign_out(signed)
+    reply = token_request(
+        live_idp,
+        signed.client,
+        grant_type="refresh_token",
+        refresh_token=signed.tokens["refresh_token"],
+    )
+    assert reply.status_code == 200
+
+
+def test_sign_out_other_devices_ends_offline_tokens_of_a_device_signed_out_earlier(
+    live_idp: LiveIdp,
+) -> None:
+    earlier = _offline_sign_in(live_idp)
+    _sign_out(earlier)
+    here = sign_in(live_idp, member=earlier.member)
+    page = here.browser.get("/account/sessions")
+
+    here.browser.post("/account/sessions/revoke-others", {"csrf_token": csrf_token(page.text)})
+
+    reply = token_request(
+        live_idp,
+        earlier.client,
+        grant_type="refresh_token",
+        refresh_token=earlier.tokens["refresh_token"],
+    )
+    assert reply.json()["error"] == "invalid_grant"
+    assert here.browser.get("/account").status_code == 200
+
+
+def test_the_admin_ending_a_session_signed_out_earlier_ends_its_offline_tokens(
+    live_idp: LiveIdp, admin_token: str
+) -> None:
+    signed = _offline_sign_in(live_idp)
+    _sign_out(signed)
+
+    requests.delete(
+        f"{live_idp.url}/admin/api/sessions/{_claims(signed)['sid']}",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=10,
+    )
+
+    reply = token_request(
+        live_idp,
+        signed.client,
+        grant_type="refresh_token",
+        refresh_token=signed.tokens["refresh_token"],
+    )
+    assert reply.json()["error"] == "invalid_grant"
+
+
+def test_a_bank_cannot_refresh_from_a_stay_signed_in_session_past_the_idle_time(
+    live_clock: LiveIdp,
+) -> None:
+    live_idp = live_clock
+    bank = live_idp.create_client(name="Bank", stay_signed_in=False, first_party=True)
+    signed = sign_in(live_idp, client=bank, remember=True)
+    live_idp.advance(minutes=live_idp.settings.session.idle_minutes + 1)
+
+    reply = token_request(
+        live_idp, bank, grant_type="refresh_token", refresh_token=signed.tokens["refresh_token"]
+    )
+
+    assert reply.status_code == 400
+    assert reply.json()["error"] == "invalid_grant"

@@ -61,6 +61,37 @@ def sign_in(
     return SignedIn(browser=browser, client=client, member=member, tokens=reply.json())
 
 
+def authorization_code(
+    idp: LiveIdp,
+    *,
+    client: Any,
+    member: Any,
+    browser: Browser | None = None,
+    remember: bool = False,
+    scope: str = "openid profile email",
+) -> tuple[str, str, Browser]:
+    """A person signs in and allows the client; the code it got (not yet
+    redeemed), its PKCE verifier and the browser."""
+    browser = browser or Browser(idp.url)
+    verifier, challenge = pkce_pair()
+    url = authorization_url(
+        idp, client, scope=scope, code_challenge=challenge, code_challenge_method="S256"
+    )
+    leaving = browser.authorize(url, username=member.username, remember=remember)
+    return callback_params(leaving)["code"], verifier, browser
+
+
+def redeem(idp: LiveIdp, client: Any, code: str, verifier: str) -> requests.Response:
+    return token_request(
+        idp,
+        client,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=client.client.redirect_uris[0],
+        code_verifier=verifier,
+    )
+
+
 def introspect(idp: LiveIdp, client: Any, token: str) -> dict[str, Any]:
     reply = requests.post(
         idp.url + "/introspect",

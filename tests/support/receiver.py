@@ -1,6 +1,7 @@
 """A relying service's back-channel logout endpoint on a loopback port.
 
-It records every ``logout_token`` POSTed to it.  ``down()`` closes the
+It records every ``logout_token`` POSTed to it, after ``delay_seconds`` (a
+slow service).  ``down()`` closes the
 listening socket (the service is unreachable: connection refused) and
 ``up()`` opens it again on the same port, so tests can show that delivery
 is retried until the service is back."""
@@ -8,6 +9,7 @@ is retried until the service is back."""
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,6 +29,7 @@ class LogoutReceiver:
         self.port = free_port()
         self.tokens: list[str] = []
         self.status = 200
+        self.delay_seconds = 0.0
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
 
@@ -41,6 +44,8 @@ class LogoutReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 form = parse_qs(self.rfile.read(length).decode())
+                if receiver.delay_seconds:
+                    time.sleep(receiver.delay_seconds)
                 with receiver._lock:
                     receiver.tokens.extend(form.get("logout_token", []))
                 self.send_response(receiver.status)

@@ -1,0 +1,139 @@
+"""Passkey assertions judged in the right order, and QR approvals used once under a race.
+
+A software authenticator (``tests.support.authenticator``) plays the
+phone: honest, forging, cloned, or naming another account."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from idp import accounts, events, passkeys, qr, runtime, sessions
+from idp.accounts import Member
+from idp.db import db
+from idp.errors import PasskeyError, QrError
+from idp.models import AuditEvent
+from tests.support.authenticator import SoftAuthenticator
+from tests.support.race import in_app, race
+
+
+@dataclass
+class Person:
+    member: Member
+    phone: SoftAuthenticator
+
+
+@pytest.fixture
+def person(app: Flask) -> Person:
+    settings = runtime.current().settings
+    member = accounts.create(
+        username="hanako", email="hanako@example.com", password="a long passphrase"
+    )
+    session = sessions.start(
+        user_id=member.id,
+        policy=settings.session,
+        remember=False,
+        amr=["pwd"],
+        ip="192.0.2.1",
+        user_agent="test",
+    ).session
+    phone = SoftAuthenticator(rp_id=settings.rp_id, origin=settings.allowed_origins[0])
+    options = passkeys.registration_options(member, session_id=session.id)
+    passkeys.register(member, phone.create(options), session_id=session.id)
+    return Person(member=member, phone=phone)
+
+
+def _kinds_without_user() -> list[str]:
+    return list(db.session.scalars(select(AuditEvent.kind).where(AuditEvent.user_id.is_(None))))
+
+
+def test_an_honest_assertion_signs_the_account_in(person: Person) -> None:
+    member, _ = passkeys.authenticate(person.phone.get(passkeys.authentication_options()))
+    assert member.id == person.member.id
+
+
+def test_a_forged_assertion_is_refused_without_naming_the_account(person: Person) -> None:
+    passkeys.authenticate(person.phone.get(passkeys.authentication_options()))  # count 1
+    forged = person.phone.get(passkeys.authentication_options(), forge_signature=True, sign_count=0)
+
+    with pytest.raises(PasskeyError, match="could not be verified"):
+        passkeys.authenticate(forged)
+
+    kinds = [e.kind for e in events.list_for_user(person.member.id)]
+    assert "passkey.sign_count_regression" not in kinds
+    assert "passkey.refused" not in kinds
+    assert "passkey.refused" in _kinds_without_user()
+
+
+def test_a_cloned_authenticator_is_refused_and_recorded_against_its_account(
+    person: Person,
+) -> None:
+    passkeys.authenticate(person.phone.get(passkeys.authentication_options()))  # count 1
+    clone = person.phone.get(passkeys.authentication_options(), sign_count=1)
+
+    with pytest.raises(PasskeyError, match="looks copied"):
+        passkeys.authenticate(clone)
+
+    kinds = [e.kind for e in events.list_for_user(person.member.id)]
+    assert "passkey.sign_count_regression" in kinds
+
+
+def test_an_assertion_naming_another_account_is_refused(person: Person) -> None:
+    other = person.phone.get(passkeys.authentication_options(), user_handle=uuid.uuid4().bytes)
+
+    with pytest.raises(PasskeyError):
+        passkeys.authenticate(other)
+
+
+def test_a_refused_assertion_leaves_its_challenge_spent(person: Person) -> None:
+    options = passkeys.authentication_options()
+    with pytest.raises(PasskeyError):
+        passkeys.authenticate(person.phone.get(options, forge_signature=True))
+
+    with pytest.raises(PasskeyError, match="already used"):
+        passkeys.authenticate(person.phone.get(options))
+
+
+def _picked(person: Person) -> tuple[qr.Started, dict[str, object]]:
+    started = qr.start(ip="203.0.113.9", user_agent="Mozilla/5.0", return_to="/account")
+    options = qr.pick(started.token, started.match_code)
+    return started, person.phone.get(options)
+
+
+def test_of_two_simultaneous_approvals_of_one_qr_request_one_wins(
+    app: Flask, person: Person
+) -> None:
+    for _ in range(5):
+        started, answer = _picked(person)
+        db.session.commit()
+
+        outcomes = race(
+            in_app(app, lambda s=started, a=answer: qr.approve(s.token, a)),
+            in_app(app, lambda s=started, a=answer: qr.approve(s.token, a)),
+        )
+
+        winners = [o for o in outcomes if isinstance(o, Member)]
+        assert len(winners) == 1, outcomes
+        assert all(isinstance(o, (QrError, PasskeyError)) for o in outcomes if o not in winners)
+
+
+def test_of_two_simultaneous_collections_one_browser_is_signed_in(
+    app: Flask, person: Person
+) -> None:
+    for _ in range(5):
+        started, answer = _picked(person)
+        qr.approve(started.token, answer)
+
+        outcomes = race(
+            in_app(app, lambda s=started: qr.collect(s.public_id, s.binding)),
+            in_app(app, lambda s=started: qr.collect(s.public_id, s.binding)),
+        )
+
+        collected = [o for o in outcomes if isinstance(o, tuple)]
+        assert len(collected) == 1, outcomes
+        assert collected[0][0] == person.member.id
+        assert any(isinstance(o, QrError) for o in outcomes)
