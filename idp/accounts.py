@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 
 from idp import clock, events, passwords, sessions
 from idp.db import db, service
@@ -123,6 +124,11 @@ def create(
         updated_at=now,
     )
     db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # Registered a moment ago by a concurrent request: the unique index decided.
+        raise ConflictError("that username or email is already registered") from None
     events.record("account.created", user_id=user.id)
     return _member(user)
 

@@ -168,8 +168,8 @@ def exchange(grant: CodeGrant, *, client: RelyingParty) -> tokens.TokenSet:
         client=client,
         member=member,
         auth=tokens.Authentication(
-            user_id=member.id,
-            session_id=session.id,
+            user_id=grant.user_id,
+            session_id=grant.session_id,
             auth_time=grant.auth_time,
             amr=grant.amr,
             acr=grant.acr,

@@ -151,9 +151,10 @@ class RiskSettings:
 class RateLimitSettings:
     enabled: bool = True
     signin: str = "10/minute"
-    """Per account and IP, on every credential check."""
+    """Failed sign-ins per account and address (ten times as many per address
+    across accounts)."""
     token: str = "600/minute"  # noqa: S105 - a rate, not a secret
-    """Per client at the token endpoint."""
+    """Failed client authentications and invalid grants per client and address."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

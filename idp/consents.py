@@ -23,7 +23,7 @@ def covers(user_id: str, client_id: str, scopes: frozenset[str]) -> bool:
 
 
 def grant(user_id: str, client_id: str, scopes: frozenset[str]) -> None:
-    """Remember consent, widening what was allowed before (caller commits)."""
+    """Remember consent, widening what was allowed before (joins the caller's transaction)."""
     row = db.session.scalar(
         select(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id)
     )

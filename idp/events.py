@@ -39,7 +39,7 @@ def record(
     ip: str | None = None,
     **detail: Any,
 ) -> None:
-    """Add an audit row to the current transaction (the caller commits)."""
+    """Add an audit row to the caller's transaction."""
     db.session.add(
         AuditEvent(
             at=clock.now(),
@@ -54,7 +54,7 @@ def record(
 
 
 def record_many(kind: str, rows: list[dict[str, Any]]) -> None:
-    """One audit row per item, in one statement (the caller commits).
+    """One audit row per item, in one statement (joins the caller's transaction).
 
     Each item has ``user_id``, ``client_id``, ``session_id``, ``ip`` (any may
     be missing) and whatever else goes into the detail."""

@@ -116,6 +116,16 @@ class RefreshGrant:
     acr: str
     spent_at: dt.datetime | None
 
+    @property
+    def auth(self) -> Authentication:
+        return Authentication(
+            user_id=self.user_id,
+            session_id=self.session_id,
+            auth_time=self.auth_time,
+            amr=self.amr,
+            acr=self.acr,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Authentication:
@@ -427,18 +437,11 @@ def rotate(
         _reuse_within_grace(grant, confidential=confidential, now=now)
     if not _session_serves(session, grant, client, now):
         raise InvalidGrantError("The sign-in behind this token has ended.")
-    assert session is not None  # noqa: S101 - _session_serves() said so
     narrowed = " ".join(s for s in grant.scope.split() if not scope or s in scope.split())
     return issue_for_person(
         client=client,
         member=member,
-        auth=Authentication(
-            user_id=member.id,
-            session_id=grant.session_id,
-            auth_time=grant.auth_time,
-            amr=grant.amr,
-            acr=grant.acr,
-        ),
+        auth=grant.auth,
         scope=narrowed,
         family_id=grant.family_id,
         refresh_scope=grant.scope,  # narrowing applies to this access token only
@@ -479,6 +482,10 @@ def _reuse_within_grace(grant: RefreshGrant, *, confidential: bool, now: dt.date
                 session_id=grant.session_id,
             )
             return
+        current = _reread(grant.id)
+        if current is None or current.revoked_at is not None:
+            # A forced logout or a revocation came first: nothing to punish.
+            raise InvalidGrantError("The refresh token is no longer valid.")
     refuse(
         InvalidGrantError("The refresh token was already used."),
         record=lambda: _end_reused_family(grant),
