@@ -177,7 +177,9 @@ def validate_authorization() -> AuthorizationRequest:
         # Checked before Authlib, whose own error would quote the value.
         verified = _verified_redirect_uri(values.get("client_id"), values.get("redirect_uri"))
         raise errors.UnsupportedResponseTypeError(
-            "Only response_type=code is supported.", redirect_uri=verified, state=values.get("state")
+            "Only response_type=code is supported.",
+            redirect_uri=verified,
+            state=values.get("state"),
         )
     try:
         grant = _server().get_consent_grant(request=None, end_user=None)
