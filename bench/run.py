@@ -157,6 +157,16 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # Configured by its environment, the server is a deployment: it
+        # creates no schema on its own, so it is initialised first.
+        subprocess.run(
+            [str(self.idp), "init"],
+            cwd=self.workdir,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=True,
+        )
         cmd = [str(self.idp), "serve", "--host", HOST, "--port", str(self.port)]
         if self.workers != 1:
             cmd += ["--workers", str(self.workers)]

@@ -169,6 +169,30 @@ class LiveIdp:
         with self.services():
             return clients.create(**kw)
 
+    def outbox(self, sid: str) -> list[tuple[int, bool, str | None]]:
+        """(attempts, delivered, last error) of each logout queued for ``sid``."""
+        import json
+
+        from sqlalchemy import select
+
+        from idp.db import db
+        from idp.models import OutboxMessage
+
+        with self.services():
+            rows = db.session.execute(
+                select(
+                    OutboxMessage.payload,
+                    OutboxMessage.attempts,
+                    OutboxMessage.delivered_at,
+                    OutboxMessage.last_error,
+                )
+            ).all()
+        return [
+            (attempts, delivered_at is not None, error)
+            for payload, attempts, delivered_at, error in rows
+            if json.loads(payload).get("sid") == sid
+        ]
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
