@@ -25,6 +25,7 @@ from idp import (
     outbox,
     passkeys,
     qr,
+    security_events,
     sessions,
     tokens,
 )
@@ -36,7 +37,10 @@ __all__ = ["backoff", "purge_expired", "run_forever", "run_once"]
 
 log = logging.getLogger("idp.worker")
 
-HANDLERS: dict[str, Callable[[OutboxItem], None]] = {backchannel.KIND: backchannel.deliver}
+HANDLERS: dict[str, Callable[[OutboxItem], None]] = {
+    backchannel.KIND: backchannel.deliver,
+    security_events.KIND: security_events.deliver,
+}
 PURGE_EVERY = dt.timedelta(minutes=10)
 KEEP_FINISHED = dt.timedelta(days=7)
 KEEP_ENDED_SESSIONS = dt.timedelta(days=30)
@@ -82,6 +86,7 @@ def _delivered(item: OutboxItem) -> None:
         return
     events.record(
         f"{item.kind}.delivered",
+        user_id=item.payload.get("sub"),
         client_id=item.payload.get("client_id"),
         session_id=item.payload.get("sid"),
         attempts=item.attempts,
