@@ -258,11 +258,26 @@ def _announce(settings: Settings, demo: Any) -> None:
             f"                 redirect_uri={demo.redirect_uri}",
             f"                 code_verifier={demo.code_verifier}",
             f"  Try the flow   {demo.authorize_url}",
+            _mail_line(settings),
             "",
             "  (kept in var/demo.json; delete var/ to start afresh)",
         ]
+    else:
+        lines += ["", _mail_line(settings)]
     sys.stderr.write("\n".join(lines) + "\n")
     sys.stderr.flush()
+
+
+def _mail_line(settings: Settings) -> str:
+    """Where mail goes, so that a confirmation link can be found on a laptop."""
+    mail = settings.mail
+    if mail.backend == "file":
+        where = f"written to {mail.file_dir.rstrip('/')}/ (one .eml file per message)"
+    elif mail.backend == "smtp":
+        where = f"sent through SMTP at {mail.smtp_host}:{mail.smtp_port}"
+    else:
+        where = "printed by the worker on standard output"
+    return f"  Mail           {where}"
 
 
 def _member_json(m: Any) -> dict[str, Any]:

@@ -125,8 +125,15 @@ class MailSettings:
     smtp_tls: bool = False
     smtp_user: str = ""
     smtp_password: str = ""
+    smtp_timeout_seconds: int = 10
+    """Each step of an SMTP conversation (connect, a command, the data) gives
+    up after this long; the attempt is then retried.  At most 20, so that a
+    delivery ends well within the worker's 60-second lease on the message."""
     sender: str = "no-reply@localhost"
     file_dir: str = "var/mail"
+    retry_hours: int = 72
+    """How long a mail that cannot be delivered is retried (with back-off)
+    before it is recorded in the audit log as undelivered."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -400,6 +407,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+MAX_SMTP_TIMEOUT_SECONDS = 20
+
+
 def _positive(settings: Settings, key: str, minimum: int = 1) -> None:
     section, name = key.split(".")
     value = getattr(getattr(settings, section), name)
@@ -440,8 +450,15 @@ def _check(s: Settings) -> None:
         "alerts.absence_days",
         "risk.travel_hours",
         "logout.retry_hours",
+        "mail.retry_hours",
+        "mail.smtp_timeout_seconds",
     ):
         _positive(s, key)
+    if s.mail.smtp_timeout_seconds > MAX_SMTP_TIMEOUT_SECONDS:
+        raise ConfigError(
+            f"mail.smtp_timeout_seconds = {s.mail.smtp_timeout_seconds!r}: expected an integer "
+            f"<= {MAX_SMTP_TIMEOUT_SECONDS} (a delivery must end within the worker's lease)"
+        )
     if s.session.remember_max_days < s.session.remember_days:
         raise ConfigError(
             f"session.remember_max_days = {s.session.remember_max_days}: expected an integer "

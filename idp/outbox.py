@@ -1,6 +1,6 @@
 """The outbox: work to do after commit, written in the same transaction.
 
-Back-channel logout calls (and, later, mail) are rows here, added by the
+Back-channel logout calls and mail are rows here, added by the
 service that caused them, so that the event and the promise to announce it
 commit or roll back together.  ``idp worker`` claims due rows one at a time
 and delivers them; a failed delivery is retried with back-off until it
@@ -33,6 +33,7 @@ __all__ = [
     "OutboxItem",
     "claim_next",
     "enqueue_many",
+    "forget_payload",
     "mark_delivered",
     "mark_failed",
     "purge_finished",
@@ -163,6 +164,21 @@ def mark_failed(item: OutboxItem, error: str) -> bool:
         _held(item).values(failed_at=clock.now(), last_error=error[:1000], lease_id=None)
     )
     return rowcount(result) == 1
+
+
+def forget_payload(item: OutboxItem, *, keep: tuple[str, ...]) -> None:
+    """Drop a finished message's payload but the ``keep`` keys (joins the caller's transaction).
+
+    A delivered mail may hold a single-use link or a sign-in code: once it
+    has left, a copy in the database is only something to steal (from a
+    backup, a replica, a support query) until the purge a week later.  The
+    ids kept say what it was; the row itself stays for that week."""
+    kept = {k: item.payload[k] for k in keep if k in item.payload}
+    db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == item.id)
+        .values(payload=json.dumps(kept, sort_keys=True))
+    )
 
 
 def purge_finished(older_than: dt.timedelta) -> int:

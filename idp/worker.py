@@ -6,8 +6,10 @@ each message is leased to one worker at a time and only the lease holder
 records its outcome (see ``idp.outbox``).
 
 Back-off between attempts doubles from 1 s to at most 30 s; a message whose
-time (``logout.retry_hours``) runs out is given up and recorded in the
-audit log as undelivered."""
+time (``logout.retry_hours``, ``mail.retry_hours``) runs out, or that can
+never be delivered (a refused address), is given up and recorded in the
+audit log as undelivered.  A finished mail keeps only its ids: its body may
+hold a single-use link (see ``outbox.forget_payload``)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from idp import (
     codes,
     events,
     interactions,
+    mail,
     outbox,
     passkeys,
     qr,
@@ -39,8 +42,11 @@ log = logging.getLogger("idp.worker")
 
 HANDLERS: dict[str, Callable[[OutboxItem], None]] = {
     backchannel.KIND: backchannel.deliver,
+    mail.KIND: mail.deliver,
     security_events.KIND: security_events.deliver,
 }
+FORGET_WHEN_FINISHED: dict[str, tuple[str, ...]] = {mail.KIND: mail.KEPT_WHEN_FINISHED}
+"""Kinds whose payload is dropped, but these keys, once delivered or given up."""
 PURGE_EVERY = dt.timedelta(minutes=10)
 KEEP_FINISHED = dt.timedelta(days=7)
 KEEP_ENDED_SESSIONS = dt.timedelta(days=30)
@@ -84,6 +90,8 @@ def _delivered(item: OutboxItem) -> None:
     if not outbox.mark_delivered(item):
         log.warning("outbox message %s: lease lost before its delivery was recorded", item.id)
         return
+    if item.kind in FORGET_WHEN_FINISHED:
+        outbox.forget_payload(item, keep=FORGET_WHEN_FINISHED[item.kind])
     events.record(
         f"{item.kind}.delivered",
         user_id=item.payload.get("sub"),
@@ -101,9 +109,11 @@ def _failed(item: OutboxItem, error: str, *, permanent: bool) -> None:
         return
     if not outbox.mark_failed(item, error):
         return
+    if item.kind in FORGET_WHEN_FINISHED:
+        outbox.forget_payload(item, keep=FORGET_WHEN_FINISHED[item.kind])
     events.record(
         f"{item.kind}.undelivered",
-        user_id=item.payload.get("sub"),
+        user_id=item.payload.get("sub") or item.payload.get("user_id"),
         client_id=item.payload.get("client_id"),
         session_id=item.payload.get("sid"),
         attempts=item.attempts,
