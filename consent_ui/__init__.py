@@ -19,6 +19,7 @@ from idp.errors import (
     AuthorizationPageError,
     IdpError,
     InteractionError,
+    LinkError,
     NotAllowedError,
     NotFoundError,
     RateLimitedError,
@@ -84,7 +85,7 @@ def render_error(e: Exception) -> Response:
             f"{message} Go back to the service and try again. (error: {e.error.error})",
             title="This sign-in request cannot be used",
         )
-    if isinstance(e, InteractionError):
+    if isinstance(e, (InteractionError, LinkError)):
         return error_page(400, e.description, title="This sign-in request cannot be used")
     if isinstance(e, CSRFError):
         return error_page(
@@ -122,7 +123,10 @@ def register(app: Flask, *, demo: bool = False) -> None:
         logout,
         passkeys,
         qr,
+        registration,
+        security,
         signin,
+        stepup,
     )
 
     app.register_blueprint(bp)

@@ -15,8 +15,8 @@ from werkzeug.wrappers import Response
 
 from consent_ui import bp
 from consent_ui.context import client_ip, page, settings, signed_in
-from idp import accounts, geo, sessions
-from idp.errors import UsageError
+from idp import accounts, geo, registration, sessions
+from idp.errors import ConflictError, LinkError, UsageError
 
 
 def require_signed_in() -> Response | None:
@@ -32,22 +32,45 @@ def require_signed_in() -> Response | None:
 def account_home() -> Response:
     if (to_login := require_signed_in()) is not None:
         return to_login
-    return page("account.html", saved=request.args.get("saved") == "1")
+    return page(
+        "account.html",
+        saved=request.args.get("saved") == "1",
+        email_sent=request.args.get("email") == "sent",
+    )
 
 
 @bp.post("/account")
 def account_save() -> Response:
-    """Only the name may change: gender and birth date are fixed at
-    registration, and a new email address needs its own verification."""
+    """Name and email may change: gender and birth date are fixed at
+    registration (a hand-made POST of them is ignored), and a new email
+    address is used only once its mailed link is opened."""
     if (to_login := require_signed_in()) is not None:
         return to_login
     me = signed_in()
     assert me is not None  # noqa: S101 - require_signed_in() returned None
+    email = request.form.get("email", me.member.email).strip()
     try:
         accounts.update_name(me.member.id, request.form.get("name", ""))
+        if email.casefold() != me.member.email.casefold():
+            registration.request_email_change(me.member.id, email)
+            return redirect(settings().url("/account?email=sent"), 303)
     except UsageError as e:
-        return page("account.html", 400, error=str(e))
+        return page("account.html", 400, error=e.description)
     return redirect(settings().url("/account?saved=1"), 303)
+
+
+@bp.get("/account/email/verify/<token>")
+def account_email_verify(token: str) -> Response:
+    """The link mailed to a new address: opening it (a GET) makes it the account's."""
+    try:
+        registration.confirm_email_change(token)
+    except (LinkError, ConflictError) as e:
+        return page("link_error.html", 400, message=e.description, again="/account")
+    return page(
+        "verified.html",
+        message="Your new email address is confirmed and now used for your account.",
+        next="/account",
+    )
 
 
 @bp.get("/")

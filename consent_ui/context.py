@@ -88,7 +88,10 @@ def refusal(message: str, status: int = 400, **extra: Any) -> Response:
 
 
 def page(template: str, status: int = 200, **context: Any) -> Response:
-    body = render_template(template, me=signed_in(), **context)
+    """A page; ``me`` is the signed-in person unless the view says otherwise
+    (a page after the person's session ended in this very request)."""
+    context.setdefault("me", signed_in())
+    body = render_template(template, **context)
     response = Response(body, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     return response

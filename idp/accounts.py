@@ -1,22 +1,31 @@
-"""Member accounts: creation, look-up, password sign-in, profile claims.
+"""Member accounts: creation, look-up, password sign-in, profile, cancellation.
 
 A member signs in with a user ID or an email address.  Both are compared
 case-folded (``*_key`` columns) so that ``Alice`` and ``alice`` can never be
 two accounts.  Gender and birth date are set at registration and never
-changed afterwards, as the membership help page promises."""
+changed afterwards, as the membership help page promises: no function here
+writes them after :func:`create`.
+
+A user ID is never given to another person, also after a cancellation: a
+cancelled account leaves a tombstone (its ``sub`` and a hash of its user ID)
+and nothing else.  Only this module writes the users and tombstones tables;
+the flows around it are ``idp.registration``, ``idp.recovery`` and
+``idp.membership`` (cancellation)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from idp import clock, events, passwords, sessions
+from idp import security_events as set_events
 from idp.db import db, service
 from idp.errors import (
     AccountDisabledError,
@@ -25,23 +34,37 @@ from idp.errors import (
     NotFoundError,
     UsageError,
 )
-from idp.models import User
+from idp.models import Tombstone, User
 
 __all__ = [
+    "GENDERS",
     "Member",
     "authenticate",
+    "check_new",
+    "check_password",
     "create",
     "find",
+    "find_by_email",
+    "find_by_login",
     "get",
     "login_key",
+    "mark_email_verified",
+    "remove",
     "set_admin",
     "set_disabled",
+    "set_email",
+    "set_password",
     "update_name",
     "userinfo_claims",
+    "username_taken",
+    "validate_email",
 ]
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s.]{1,63}$|^[^@\s]{1,64}@localhost$")
+
+GENDERS = ("female", "male", "other", "unspecified")
+"""What registration offers; OIDC Core 5.1 allows any value (the CLI may set one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +96,63 @@ def _member(u: User) -> Member:
     )
 
 
+def _username_hash(username_key: str) -> bytes:
+    return hashlib.sha256(username_key.encode()).digest()
+
+
+def validate_email(email: str) -> str:
+    """The address, trimmed; UsageError if it is none."""
+    email = email.strip()
+    if len(email) > 254 or not _EMAIL.match(email):
+        raise UsageError("Enter a valid email address.")
+    return email
+
+
+def username_taken(username: str) -> bool:
+    """Whether a user ID is in use or was ever used (cancelled accounts too)."""
+    key = username.strip().casefold()
+    in_use = db.session.scalar(select(User.id).where(User.username_key == key))
+    gone = db.session.scalar(
+        select(Tombstone.sub).where(Tombstone.username_key_hash == _username_hash(key))
+    )
+    return in_use is not None or gone is not None
+
+
+def find_by_email(email: str) -> Member | None:
+    user = db.session.scalar(select(User).where(User.email_key == email.strip().casefold()))
+    return _member(user) if user is not None else None
+
+
+def check_new(
+    *,
+    username: str,
+    email: str,
+    password: str,
+    name: str,
+    birthdate: dt.date | None,
+    gender: str | None,
+) -> tuple[str, str, str]:
+    """The rules of a new account's fields, before anything is looked up;
+    returns the user ID, email and name cleaned.  Raises UsageError."""
+    username = username.strip()
+    if not _USERNAME.match(username):
+        raise UsageError(
+            "A user ID has 3-64 letters, digits, '.', '_' or '-', and starts with a letter "
+            "or digit."
+        )
+    email = validate_email(email)
+    name = " ".join(name.split())
+    if len(name) > 200:
+        raise UsageError("The name must have at most 200 characters.")
+    if gender is not None and not 1 <= len(gender.strip()) <= 32:
+        # OIDC Core 5.1: "female", "male", or another value the member chose.
+        raise UsageError("The gender must have 1-32 characters (e.g. female, male).")
+    if birthdate is not None and birthdate > clock.now().date():
+        raise UsageError("The birth date must not be in the future.")
+    passwords.check_policy(password, username=username, email=email)
+    return username, email, name
+
+
 @service
 def create(
     *,
@@ -85,35 +165,27 @@ def create(
     is_admin: bool = False,
     email_verified: bool = False,
 ) -> Member:
-    """Create an account.  Raises UsageError or ConflictError."""
-    if not _USERNAME.match(username):
-        raise UsageError(
-            "username must be 3-64 letters, digits, '.', '_' or '-', starting with a letter "
-            "or digit"
-        )
-    if "@" in username:
-        raise UsageError("username must not contain '@'")
-    if not _EMAIL.match(email):
-        raise UsageError(f"email {email!r} is not an email address")
-    if gender is not None and not 1 <= len(gender.strip()) <= 32:
-        # OIDC Core 5.1: "female", "male", or another value the member chose.
-        raise UsageError("gender must be 1-32 characters (e.g. female, male)")
-    if birthdate is not None and birthdate > clock.now().date():
-        raise UsageError("birthdate must not be in the future")
-    passwords.check_policy(password)
-    username_key, email_key = username.casefold(), email.casefold()
-    taken = db.session.scalar(
-        select(User.id).where(or_(User.username_key == username_key, User.email_key == email_key))
+    """Create an account.  Raises UsageError (its description says what to
+    fix) or ConflictError (user ID or email taken)."""
+    username, email, name = check_new(
+        username=username,
+        email=email,
+        password=password,
+        name=name,
+        birthdate=birthdate,
+        gender=gender,
     )
-    if taken is not None:
-        raise ConflictError("that username or email is already registered")
+    if username_taken(username):
+        raise ConflictError("That user ID is taken. Choose another.")
+    if find_by_email(email) is not None:
+        raise ConflictError("That email address is already registered.")
     now = clock.now()
     user = User(
         id=str(uuid.uuid4()),
         username=username,
-        username_key=username_key,
+        username_key=username.casefold(),
         email=email,
-        email_key=email_key,
+        email_key=email.casefold(),
         email_verified=email_verified,
         password_hash=passwords.hash_password(password),
         name=name,
@@ -128,7 +200,7 @@ def create(
         db.session.flush()
     except IntegrityError:
         # Registered a moment ago by a concurrent request: the unique index decided.
-        raise ConflictError("that username or email is already registered") from None
+        raise ConflictError("That user ID or email address was registered just now.") from None
     events.record("account.created", user_id=user.id)
     return _member(user)
 
@@ -141,12 +213,16 @@ def _lookup(ref: str) -> User | None:
     return user
 
 
-def get(user_id: str) -> Member:
-    """The member with this ``sub``.  Raises NotFoundError."""
-    user = db.session.get(User, user_id)
+def _user(user_id: str) -> User:
+    user = db.session.get(User, user_id) if user_id else None
     if user is None:
         raise NotFoundError("no such user")
-    return _member(user)
+    return user
+
+
+def get(user_id: str) -> Member:
+    """The member with this ``sub``.  Raises NotFoundError."""
+    return _member(_user(user_id))
 
 
 def find(ref: str) -> Member:
@@ -163,6 +239,12 @@ def _by_login(login: str) -> User | None:
         return None
     column = User.email_key if "@" in key else User.username_key
     return db.session.scalar(select(User).where(column == key))
+
+
+def find_by_login(login: str) -> Member | None:
+    """The member a typed user ID or email names, if any."""
+    user = _by_login(login)
+    return _member(user) if user is not None else None
 
 
 def login_key(login: str) -> str:
@@ -192,15 +274,59 @@ def authenticate(login: str, password: str) -> Member:
     return _member(user)
 
 
+def check_password(user_id: str, password: str) -> bool:
+    """Whether ``password`` is this member's (the same argon2 work either way)."""
+    user = db.session.get(User, user_id)
+    return passwords.verify_password(user.password_hash if user else None, password)
+
+
+def set_password(user_id: str, password: str) -> Member:
+    """Replace the password (after the policy), joining the caller's
+    transaction; the caller ends sessions and tells the person."""
+    user = _user(user_id)
+    passwords.check_policy(password, username=user.username, email=user.email)
+    user.password_hash = passwords.hash_password(password)
+    user.updated_at = clock.now()
+    events.record("account.password_changed", user_id=user_id)
+    return _member(user)
+
+
+def mark_email_verified(user_id: str, email: str) -> Member:
+    """The person opened the link mailed to ``email`` (joins the caller's
+    transaction).  A link to an address the account no longer has verifies
+    nothing."""
+    user = _user(user_id)
+    if user.email_key == email.casefold() and not user.email_verified:
+        user.email_verified = True
+        user.updated_at = clock.now()
+        events.record("account.email_verified", user_id=user_id)
+    return _member(user)
+
+
+def set_email(user_id: str, email: str) -> tuple[Member, str]:
+    """Make ``email`` (proved by its link) the account's address; returns the
+    member and the old address.  Joins the caller's transaction.  Raises
+    ConflictError if another account took the address meanwhile."""
+    user = _user(user_id)
+    email = validate_email(email)
+    other = find_by_email(email)
+    if other is not None and other.id != user_id:
+        raise ConflictError("That email address is now used by another account.")
+    old = user.email
+    user.email, user.email_key = email, email.casefold()
+    user.email_verified = True
+    user.updated_at = clock.now()
+    events.record("account.email_changed", user_id=user_id)
+    return _member(user), old
+
+
 @service
 def update_name(user_id: str, name: str) -> Member:
-    """Change the display name (the only profile field a member may edit)."""
+    """Change the display name."""
     cleaned = " ".join(name.split())
     if len(cleaned) > 200:
         raise UsageError("The name must have at most 200 characters.")
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotFoundError("no such user")
+    user = _user(user_id)
     if user.name != cleaned:
         user.name = cleaned
         user.updated_at = clock.now()
@@ -211,8 +337,9 @@ def update_name(user_id: str, name: str) -> Member:
 @service
 def set_disabled(ref: str, disabled: bool) -> tuple[Member, int]:
     """Disable an account -- and end every session and token of it, in the
-    same transaction -- or enable it again.  Returns the member and how many
-    sessions ended."""
+    same transaction -- or enable it again; relying services with an events
+    URI are told either way.  Returns the member and how many sessions
+    ended."""
     user = _lookup(ref)
     if user is None:
         raise NotFoundError(f"no user {ref!r}")
@@ -220,6 +347,12 @@ def set_disabled(ref: str, disabled: bool) -> tuple[Member, int]:
     user.disabled_at = now if disabled else None
     user.updated_at = now
     events.record("account.disabled" if disabled else "account.enabled", user_id=user.id)
+    set_events.queue(
+        user_id=user.id,
+        event=set_events.SecurityEvent.ACCOUNT_DISABLED
+        if disabled
+        else set_events.SecurityEvent.ACCOUNT_ENABLED,
+    )
     ended = 0
     if disabled:
         ended = len(
@@ -245,24 +378,25 @@ def set_admin(ref: str, admin: bool) -> Member:
     return _member(user)
 
 
-@service
-def delete(ref: str) -> tuple[Member, int]:
-    """Delete an account after ending every session and token of it (the
-    relying services are told), in one transaction.  Returns the member and
-    how many sessions ended."""
-    user = _lookup(ref)
-    if user is None:
-        raise NotFoundError(f"no user {ref!r}")
+def remove(user_id: str, *, actor: str) -> Member:
+    """Delete the account row, leaving a tombstone (its ``sub`` and a hash of
+    its user ID, so that neither is given to another person).  Joins the
+    caller's transaction (``idp.membership.cancel``, which ends and forgets
+    everything else first); passkeys, one-time codes, consents, sessions and
+    links go with the row."""
+    user = _user(user_id)
     member = _member(user)
-    ended = len(
-        sessions.force_logout(
-            user_id=member.id, reason=sessions.LogoutReason.ACCOUNT_DELETED, actor="admin"
-        ).session_ids
+    db.session.add(
+        Tombstone(
+            sub=member.id,
+            username_key_hash=_username_hash(user.username_key),
+            cancelled_at=clock.now(),
+        )
     )
-    # The session rows go with the account; the logouts queued above stay.
     db.session.delete(user)
-    events.record("account.deleted", user_id=member.id, username=member.username)
-    return member, ended
+    db.session.flush()
+    events.record("account.cancelled", user_id=member.id, actor=actor)
+    return member
 
 
 def userinfo_claims(member: Member, scopes: frozenset[str]) -> dict[str, Any]:

@@ -296,7 +296,7 @@ def _member_json(m: Any) -> dict[str, Any]:
 
 
 def cmd_users(args: argparse.Namespace, settings: Settings) -> None:
-    from idp import accounts
+    from idp import accounts, membership
 
     with _app(settings):
         if args.action == "create":
@@ -333,7 +333,7 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> None:
             m = accounts.set_admin(args.user, args.action == "grant-admin")
             _print(args, {"id": m.id, "admin": m.is_admin}, f"{m.username}: admin={m.is_admin}")
         elif args.action == "delete":
-            m, ended = accounts.delete(args.user)
+            m, ended = membership.delete(args.user)
             _print(
                 args,
                 {"id": m.id, "deleted": True, "sessions_ended": ended},

@@ -21,7 +21,14 @@ from idp.errors import InvalidGrantError, NotFoundError
 from idp.models import AuthorizationCode
 from idp.sessions import SessionInfo
 
-__all__ = ["CodeGrant", "exchange", "find", "issue", "purge_expired"]
+__all__ = [
+    "CodeGrant",
+    "exchange",
+    "find",
+    "forget_user",
+    "issue",
+    "purge_expired",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,3 +206,8 @@ def purge_expired(now: dt.datetime) -> None:
     A spent code is kept until then so that a replay still finds it and
     revokes what it issued."""
     db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at < now))
+
+
+def forget_user(user_id: str) -> None:
+    """Delete a cancelled member's codes (joins the caller's transaction)."""
+    db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user_id))

@@ -152,6 +152,8 @@ class GeoipSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RiskSettings:
     travel_hours: int = 4
+    birthdate_question: bool = False
+    """The step-up also asks the birth date, after the one-time code."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,9 +11,12 @@
     ├── RateLimitedError            too many failures: 429 with Retry-After
     ├── SignInError                 what a person sees on the sign-in page
     │   ├── InvalidCredentialsError same text for unknown user and bad password
-    │   └── AccountDisabledError
+    │   ├── AccountDisabledError
+    │   └── EmailNotVerifiedError   no service before the address is confirmed
     ├── PasskeyError                a passkey ceremony was refused
     ├── QrError                     a QR sign-in step was refused
+    ├── LinkError                   a mailed link is unknown, used or expired
+    ├── OtpError                    a one-time code (or birth date) was refused
     ├── InteractionError            an unknown, expired or foreign interaction
     ├── DeliveryFailedError         one outbox delivery attempt failed
     ├── AuthorizationPageError      an authorization error that must not redirect
@@ -52,6 +55,7 @@ __all__ = [
     "ConflictError",
     "ConsentRequiredError",
     "DeliveryFailedError",
+    "EmailNotVerifiedError",
     "IdpError",
     "InsufficientScopeError",
     "InteractionError",
@@ -62,10 +66,12 @@ __all__ = [
     "InvalidRequestError",
     "InvalidScopeError",
     "InvalidTokenError",
+    "LinkError",
     "LoginRequiredError",
     "NotAllowedError",
     "NotFoundError",
     "OAuthError",
+    "OtpError",
     "PasskeyError",
     "QrError",
     "RateLimitedError",
@@ -138,6 +144,12 @@ class AccountDisabledError(SignInError):
     default_description = "This account is locked. Contact support to unlock it."
 
 
+class EmailNotVerifiedError(SignInError):
+    default_description = (
+        "Confirm your email address first: open the link we mailed you when you registered."
+    )
+
+
 class PasskeyError(IdpError):
     """A passkey ceremony was refused; the description is what the person sees."""
 
@@ -148,6 +160,18 @@ class QrError(IdpError):
     """A QR sign-in step was refused; the description is what the person sees."""
 
     default_description = "This sign-in request cannot be used."
+
+
+class LinkError(IdpError):
+    """A mailed link cannot be used: unknown, used already, or expired."""
+
+    default_description = "This link cannot be used. Ask for a new one."
+
+
+class OtpError(IdpError):
+    """A one-time code, recovery code or birth date was not accepted."""
+
+    default_description = "That code is not right. Try again."
 
 
 class InteractionError(IdpError):

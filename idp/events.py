@@ -10,13 +10,19 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 
 from idp import clock
 from idp.db import db
 from idp.models import AuditEvent
 
-__all__ = ["Event", "list_for_user", "record", "record_many"]
+__all__ = [
+    "Event",
+    "forget_user",
+    "list_for_user",
+    "record",
+    "record_many",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +103,9 @@ def list_for_user(user_id: str, *, limit: int = 200) -> list[Event]:
         )
         for r in rows
     ]
+
+
+def forget_user(user_id: str) -> None:
+    """Delete a cancelled member's sign-in events and history (joins the
+    caller's transaction): the membership help page promises it."""
+    db.session.execute(delete(AuditEvent).where(AuditEvent.user_id == user_id))

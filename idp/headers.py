@@ -17,8 +17,25 @@ CSP = (
     "base-uri 'none'"
 )
 
-_NO_STORE_PREFIXES = ("/login", "/consent", "/account", "/logout", "/qr", "/authorize", "/admin")
-_NO_REFERRER_PREFIXES = ("/qr/", "/login/qr")
+_NO_STORE_PREFIXES = (
+    "/login",
+    "/consent",
+    "/account",
+    "/logout",
+    "/qr",
+    "/authorize",
+    "/admin",
+    "/register",
+    "/recover",
+)
+_NO_REFERRER_PREFIXES = (
+    "/qr/",
+    "/login/qr",
+    # Single-use tokens in the path: never sent to another site.
+    "/register/verify/",
+    "/recover/password/",
+    "/account/email/verify/",
+)
 
 
 def install(app: Flask) -> None:

@@ -23,6 +23,7 @@ another browser, holding only the uid, is asked to sign in first.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -30,10 +31,10 @@ from urllib.parse import urlencode
 
 from sqlalchemy import delete, select, update
 
-from idp import accounts, clients, clock, codes, consents, events, runtime
+from idp import accounts, clients, clock, codes, consents, events, mail, otp, runtime, sessions
 from idp.clients import RelyingParty
-from idp.db import db, new_secret, rowcount, secret_hash, service
-from idp.errors import AccessDeniedError, InteractionError, NotFoundError, OAuthError
+from idp.db import db, new_secret, refuse, rowcount, secret_hash, service
+from idp.errors import AccessDeniedError, InteractionError, NotFoundError, OAuthError, OtpError
 from idp.models import Interaction
 from idp.prompts import NextStep, Situation, Step, decide, silent_failure
 from idp.sessions import SessionInfo
@@ -47,7 +48,10 @@ __all__ = [
     "error_redirect",
     "finish_consent",
     "finish_login",
+    "finish_step_up",
+    "forget_user",
     "next_step",
+    "prepare_step_up",
     "purge_expired",
     "resume",
     "start",
@@ -71,6 +75,7 @@ class AuthorizationRequest:
     prompts: frozenset[str] = frozenset()
     max_age: int | None = None
     login_hint: str = ""
+    acr_values: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -81,6 +86,7 @@ class AuthorizationRequest:
     def from_json(cls, text: str) -> AuthorizationRequest:
         data: dict[str, Any] = json.loads(text)
         data["prompts"] = frozenset(data.get("prompts") or ())
+        data["acr_values"] = tuple(data.get("acr_values") or ())
         return cls(**data)
 
 
@@ -130,6 +136,17 @@ def error_redirect(request: AuthorizationRequest, error: OAuthError) -> OAuthErr
     return error.with_redirect(request.redirect_uri, request.state)
 
 
+def step_up_reasons(request: AuthorizationRequest, session: SessionInfo | None) -> tuple[str, ...]:
+    """Why this request needs a step-up of the session: the client asked for
+    the strong level (``acr_values``) and the session has not reached it.
+    (The risk rules of a sign-in will add theirs.)"""
+    if session is None or session.acr == sessions.ACR_STRONG:
+        return ()
+    if sessions.ACR_STRONG in request.acr_values:
+        return ("acr_values",)
+    return ()
+
+
 def _situation(
     request: AuthorizationRequest,
     client: RelyingParty,
@@ -137,14 +154,18 @@ def _situation(
     *,
     signed_in_here: bool = False,
     consent_decided_here: bool = False,
+    step_up_done: bool = False,
 ) -> Situation:
     member_disabled = False
+    member_unverified = False
     consent_given = False
     if session is not None:
         try:
-            member_disabled = accounts.get(session.user_id).disabled
+            member = accounts.get(session.user_id)
         except NotFoundError:
             session = None
+        else:
+            member_disabled, member_unverified = member.disabled, not member.email_verified
     if session is not None:
         consent_given = consents.covers(
             session.user_id, client.client_id, frozenset(request.scope.split())
@@ -152,14 +173,15 @@ def _situation(
     return Situation(
         session=session,
         member_disabled=member_disabled,
+        member_unverified=member_unverified,
         client=client,
         prompts=request.prompts,
         max_age=request.max_age,
         signed_in_here=signed_in_here,
         consent_given=consent_given,
         consent_decided_here=consent_decided_here,
-        step_up_reasons=(),
-        step_up_done=False,
+        step_up_reasons=step_up_reasons(request, session),
+        step_up_done=step_up_done,
         idle_minutes=runtime.current().settings.session.idle_minutes,
         now=clock.now(),
     )
@@ -259,6 +281,7 @@ def _decide(row: Interaction, session: SessionInfo | None) -> tuple[NextStep, Re
         bound,
         signed_in_here=bound is not None and row.login_at is not None,
         consent_decided_here=bound is not None and row.consent_scope is not None,
+        step_up_done=bound is not None and row.step_up_at is not None,
     )
     return decide(situation), client
 
@@ -317,6 +340,107 @@ def finish_consent(uid: str, *, session: SessionInfo | None, allow: bool) -> str
     return _step_url(uid, Step.DONE)
 
 
+MAILED_CODE_TTL = dt.timedelta(minutes=10)
+MAX_STEP_UP_FAILURES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class StepUp:
+    """What the step-up page asks now."""
+
+    question: str
+    """``otp`` (a one-time code) or ``birthdate``."""
+    has_totp: bool
+    """Else the code was mailed to the account."""
+    failures: int
+
+
+def _step_up_row(uid: str, session: SessionInfo | None) -> tuple[Interaction, SessionInfo]:
+    row = _row(uid)
+    nxt, _ = _decide(row, session)
+    if nxt.step is not Step.STEP_UP or session is None:
+        raise InteractionError("There is no extra check to do for this sign-in.")
+    return row, session
+
+
+@service
+def prepare_step_up(uid: str, *, session: SessionInfo | None) -> StepUp:
+    """The step-up page is shown: what it asks.  A member without TOTP is
+    mailed a six-digit code (once per interaction, again once it expired).
+    Raises InteractionError when no step-up is due."""
+    row, session = _step_up_row(uid, session)
+    has_totp = otp.has_totp(session.user_id)
+    if row.step_up_otp_at is not None:
+        return StepUp(question="birthdate", has_totp=has_totp, failures=row.step_up_failures)
+    expired = row.step_up_code_expires_at is None or row.step_up_code_expires_at <= clock.now()
+    if not has_totp and expired:
+        code, digest = otp.new_mailed_code()
+        row.step_up_code_hash = digest
+        row.step_up_code_expires_at = clock.now() + MAILED_CODE_TTL
+        member = accounts.get(session.user_id)
+        mail.queue(
+            to=member.email,
+            user_id=member.id,
+            template="signin_code",
+            context={"name": member.name or member.username, "code": code},
+        )
+    return StepUp(question="otp", has_totp=has_totp, failures=row.step_up_failures)
+
+
+@service
+def finish_step_up(uid: str, *, session: SessionInfo | None, answer: str) -> str:
+    """Check the answer to the step-up's question; returns the next URL.
+
+    Passing keeps the first sign-in method in the session's ``amr`` and adds
+    ``otp`` and ``mfa`` (``acr`` becomes ``urn:idp:acr:2``).  A wrong answer
+    is counted (committed) and raises OtpError; the fifth refuses the
+    sign-in for good (the client learns ``access_denied``)."""
+    row, session = _step_up_row(uid, session)
+    settings = runtime.current().settings
+    now = clock.now()
+    if row.step_up_otp_at is None:
+        passed = otp.verify(session.user_id, answer) is not None
+        if not passed and row.step_up_code_hash is not None:
+            passed = bool(
+                row.step_up_code_expires_at is not None
+                and row.step_up_code_expires_at > now
+                and hmac.compare_digest(row.step_up_code_hash, secret_hash(answer.strip()))
+            )
+        if not passed:
+            _step_up_failed(row.id)
+        row.step_up_otp_at = now
+        row.step_up_code_hash = None
+        if settings.risk.birthdate_question and accounts.get(session.user_id).birthdate:
+            return _step_url(uid, Step.STEP_UP)
+    else:
+        birthdate = accounts.get(session.user_id).birthdate
+        if birthdate is None or answer.strip() != birthdate.isoformat():
+            _step_up_failed(row.id)
+    row.step_up_at = now
+    stepped = sessions.add_factors(session.id, ["otp", "mfa"])
+    nxt, _ = _decide(row, stepped)
+    return _step_url(uid, nxt.step)
+
+
+def _step_up_failed(row_id: int) -> None:
+    def record() -> None:
+        db.session.execute(
+            update(Interaction)
+            .where(Interaction.id == row_id)
+            .values(step_up_failures=Interaction.step_up_failures + 1)
+        )
+        failures = db.session.scalar(
+            select(Interaction.step_up_failures).where(Interaction.id == row_id)
+        )
+        if failures is not None and failures >= MAX_STEP_UP_FAILURES:
+            db.session.execute(
+                update(Interaction).where(Interaction.id == row_id).values(error="access_denied")
+            )
+
+    error = OtpError("That is not right. Try again.")
+    refuse(error, record=record)
+
+
 @service
 def abort(uid: str) -> str:
     """The person gave up: the client learns ``access_denied``.  Returns the
@@ -361,3 +485,8 @@ def resume(uid: str, *, session: SessionInfo | None) -> str:
 def purge_expired(now: dt.datetime) -> None:
     """Delete interactions past their expiry (joins the caller's transaction)."""
     db.session.execute(delete(Interaction).where(Interaction.expires_at < now))
+
+
+def forget_user(user_id: str) -> None:
+    """Delete a cancelled member's pending interactions (joins the caller's transaction)."""
+    db.session.execute(delete(Interaction).where(Interaction.user_id == user_id))

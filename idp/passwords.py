@@ -1,11 +1,19 @@
-"""Password hashing with argon2id.
+"""Password hashing with argon2id, and the rules a new password must meet.
 
 Passwords are low-entropy, so they get a deliberately slow, memory-hard hash
-(argon2-cffi's defaults follow RFC 9106's second recommendation).  A sign-in
-for an unknown user ID still verifies against a fixed dummy hash, so the
-answer takes the same time whether the account exists or not."""
+(argon2-cffi's defaults follow RFC 9106's second recommendation), re-made
+at sign-in when the parameters change.  A sign-in for an unknown user ID
+still verifies against a fixed dummy hash, so the answer takes the same
+time whether the account exists or not.
+
+A new password has at least 10 characters (NIST SP 800-63B §3.1.1.2 asks
+for 8; attackers try the short ones first), is not one of the 30,000 most
+common passwords (the list zxcvbn ships, from leaked password corpora), and
+does not contain the user ID or the email address."""
 
 from __future__ import annotations
+
+import functools
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -14,7 +22,7 @@ from idp.errors import UsageError
 
 __all__ = ["MIN_LENGTH", "check_policy", "hash_password", "needs_rehash", "verify_password"]
 
-MIN_LENGTH = 8
+MIN_LENGTH = 10
 MAX_LENGTH = 1024
 """Longer inputs are refused: argon2 cost grows with length (a DoS lever)."""
 
@@ -22,12 +30,27 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("an unknown user's password never matches this")
 
 
-def check_policy(password: str) -> None:
-    """Raise UsageError unless the password may be set."""
+@functools.cache
+def _common() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(p.casefold() for p in FREQUENCY_LISTS["passwords"])
+
+
+def check_policy(password: str, *, username: str = "", email: str = "") -> None:
+    """Raise UsageError (its description says what to change) unless the
+    password may be set for this user ID and email."""
     if len(password) < MIN_LENGTH:
-        raise UsageError(f"the password must have at least {MIN_LENGTH} characters")
+        raise UsageError(f"The password must have at least {MIN_LENGTH} characters.")
     if len(password) > MAX_LENGTH:
-        raise UsageError(f"the password must have at most {MAX_LENGTH} characters")
+        raise UsageError(f"The password must have at most {MAX_LENGTH} characters.")
+    folded = password.casefold()
+    if folded in _common() or folded.strip("0123456789!?.") in _common():
+        raise UsageError("This password is one of the most common ones. Choose another.")
+    local_part = email.partition("@")[0]
+    for name in (username, email, local_part if len(local_part) >= 4 else ""):
+        if name and name.casefold() in folded:
+            raise UsageError("The password must not contain your user ID or email address.")
 
 
 def hash_password(password: str) -> str:

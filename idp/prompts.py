@@ -55,7 +55,7 @@ class NextStep:
     step: Step
     reasons: tuple[str, ...]
     """Why the step is asked: ``no_session``, ``login_prompt``, ``max_age``,
-    ``client_refuses_stay_signed_in``, ``account_disabled``,
+    ``client_refuses_stay_signed_in``, ``account_disabled``, ``email_not_verified``,
     ``consent_prompt``, ``scopes_not_granted`` or a step-up reason."""
 
 
@@ -66,6 +66,8 @@ class Situation:
     session: SessionInfo | None
     """The browser's sign-in session, if this request may use it."""
     member_disabled: bool
+    member_unverified: bool
+    """The member has not opened the link mailed to confirm the address."""
     client: RelyingParty
     prompts: frozenset[str]
     max_age: int | None
@@ -108,6 +110,9 @@ def login_reasons(s: Situation) -> list[str]:
     reasons = []
     if s.member_disabled:
         reasons.append("account_disabled")
+    if s.member_unverified:
+        # The account may use its own pages, not sign in to a service.
+        reasons.append("email_not_verified")
     if s.signed_in_here:
         return reasons
     if "login" in s.prompts:

@@ -46,6 +46,7 @@ __all__ = [
     "collect",
     "deny",
     "describe",
+    "forget_user",
     "pick",
     "start",
     "status",
@@ -315,3 +316,8 @@ def deny(token: str, *, ip: str | None = None) -> None:
 def purge_expired(now: dt.datetime) -> None:
     """Delete requests a day past their expiry (joins the caller's transaction)."""
     db.session.execute(delete(QrRequest).where(QrRequest.expires_at < now - dt.timedelta(days=1)))
+
+
+def forget_user(user_id: str) -> None:
+    """Delete the QR requests a cancelled member approved (joins the caller's transaction)."""
+    db.session.execute(delete(QrRequest).where(QrRequest.user_id == user_id))

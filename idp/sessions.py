@@ -47,6 +47,7 @@ __all__ = [
     "SessionInfo",
     "StartedSession",
     "acr_for",
+    "add_factors",
     "force_logout",
     "get",
     "list_for_user",
@@ -209,6 +210,22 @@ def start(
     return StartedSession(session=_info(row), cookie_value=cookie_value)
 
 
+def add_factors(session_id: str, factors: list[str]) -> SessionInfo:
+    """A step-up passed in this session: its ``amr`` keeps the first method
+    and gains ``factors`` (``otp``, ``mfa``), and its ``acr`` rises with
+    them.  Joins the caller's transaction."""
+    row = db.session.get(SignInSession, session_id)
+    if row is None:
+        raise NotFoundError("no such session")
+    amr = list(row.amr)
+    amr += [f for f in factors if f not in amr]
+    row.amr = amr
+    row.acr = acr_for(amr)
+    events.record("session.stepped_up", user_id=row.user_id, session_id=row.id, amr=amr)
+    db.session.flush()
+    return _info(row)
+
+
 def resolve(cookie_value: str | None) -> SessionInfo | None:
     """The live session behind a cookie value, else None.  Writes nothing:
     the caller slides it with :func:`touch` when ``touch_due``."""
@@ -306,7 +323,9 @@ class LogoutReason(StrEnum):
     REFRESH_TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 - a reason, not a secret
     ACCOUNT_DISABLED = "account_disabled"
     ACCOUNT_DELETED = "account_deleted"
+    ACCOUNT_CANCELLED = "account_cancelled"
     PASSWORD_RESET = "password_reset"  # noqa: S105 - a reason, not a secret
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a secret
     SUSPICIOUS_ACTIVITY = "suspicious_activity"
     REPLACED = "replaced"
     """Another account signed in on the same browser."""

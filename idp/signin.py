@@ -16,7 +16,12 @@ from typing import Any
 
 from idp import accounts, events, interactions, passkeys, qr, runtime, sessions
 from idp.db import refuse, service
-from idp.errors import AccountDisabledError, RateLimitedError, SignInError
+from idp.errors import (
+    AccountDisabledError,
+    EmailNotVerifiedError,
+    RateLimitedError,
+    SignInError,
+)
 from idp.ratelimit import across_accounts, failures
 from idp.sessions import SessionInfo
 
@@ -53,6 +58,9 @@ def _complete(
     next_path: str,
 ) -> Completed:
     settings = runtime.current().settings
+    if interaction and not accounts.get(member_id).email_verified:
+        # The account may see its own pages, not sign in to a service.
+        raise EmailNotVerifiedError(detail="email not verified")
     started = sessions.start(
         user_id=member_id,
         policy=settings.session,

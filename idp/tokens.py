@@ -41,6 +41,7 @@ __all__ = [
     "RefreshGrant",
     "TokenSet",
     "find_refresh_token",
+    "forget_user",
     "introspect",
     "issue_for_client",
     "issue_for_person",
@@ -636,3 +637,10 @@ def purge_expired(now: dt.datetime) -> None:
     a session reached is kept on the session, not read from these rows."""
     db.session.execute(delete(AccessToken).where(AccessToken.expires_at < now))
     db.session.execute(delete(RefreshToken).where(RefreshToken.expires_at < now))
+
+
+def forget_user(user_id: str) -> None:
+    """Delete every token record of a cancelled member (joins the caller's
+    transaction, which has revoked them first)."""
+    db.session.execute(delete(AccessToken).where(AccessToken.user_id == user_id))
+    db.session.execute(delete(RefreshToken).where(RefreshToken.user_id == user_id))

@@ -24,10 +24,12 @@ from idp import (
     codes,
     events,
     interactions,
+    links,
     mail,
     outbox,
     passkeys,
     qr,
+    recovery,
     security_events,
     sessions,
     tokens,
@@ -43,9 +45,13 @@ log = logging.getLogger("idp.worker")
 HANDLERS: dict[str, Callable[[OutboxItem], None]] = {
     backchannel.KIND: backchannel.deliver,
     mail.KIND: mail.deliver,
+    recovery.KIND: recovery.deliver,
     security_events.KIND: security_events.deliver,
 }
-FORGET_WHEN_FINISHED: dict[str, tuple[str, ...]] = {mail.KIND: mail.KEPT_WHEN_FINISHED}
+FORGET_WHEN_FINISHED: dict[str, tuple[str, ...]] = {
+    mail.KIND: mail.KEPT_WHEN_FINISHED,
+    recovery.KIND: (),  # what someone typed, once acted on
+}
 """Kinds whose payload is dropped, but these keys, once delivered or given up."""
 PURGE_EVERY = dt.timedelta(minutes=10)
 KEEP_FINISHED = dt.timedelta(days=7)
@@ -131,6 +137,7 @@ def purge_expired() -> None:
     tokens.purge_expired(now)
     passkeys.purge_expired(now)
     qr.purge_expired(now)
+    links.purge_expired(now)
     sessions.purge_ended(now - KEEP_ENDED_SESSIONS)
     outbox.purge_finished(KEEP_FINISHED)
 

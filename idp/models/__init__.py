@@ -5,11 +5,14 @@ from idp.models.codes import AuthorizationCode
 from idp.models.consents import Consent
 from idp.models.events import AuditEvent
 from idp.models.interactions import Interaction
+from idp.models.links import EmailLink
+from idp.models.otp import RecoveryCode, TotpCredential
 from idp.models.outbox import OutboxMessage
 from idp.models.passkeys import Passkey, WebauthnChallenge
 from idp.models.qr import QrRequest
 from idp.models.sessions import SessionClient, SignInSession
 from idp.models.tokens import AccessToken, RefreshToken
+from idp.models.tombstones import Tombstone
 from idp.models.users import User
 
 __all__ = [
@@ -18,13 +21,17 @@ __all__ = [
     "AuthorizationCode",
     "Client",
     "Consent",
+    "EmailLink",
     "Interaction",
     "OutboxMessage",
     "Passkey",
     "QrRequest",
+    "RecoveryCode",
     "RefreshToken",
     "SessionClient",
     "SignInSession",
+    "Tombstone",
+    "TotpCredential",
     "User",
     "WebauthnChallenge",
 ]

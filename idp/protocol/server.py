@@ -205,6 +205,7 @@ def validate_authorization() -> AuthorizationRequest:
         prompts=prompts,
         max_age=max_age,
         login_hint=str(data.get("login_hint") or "")[:254],
+        acr_values=tuple(str(data.get("acr_values") or "").split()[:8]),
     )
 
 

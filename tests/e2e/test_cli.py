@@ -98,7 +98,7 @@ def test_a_taken_username_is_a_one_line_error(config_path: Path) -> None:
     )
     assert _idp(config_path, *args, stdin="a long passphrase\n").returncode == 0
     line = _one_line_error(_idp(config_path, *args, stdin="a long passphrase\n"))
-    assert "already registered" in line
+    assert line == "idp: error: That user ID is taken. Choose another."
 
 
 @pytest.mark.parametrize(

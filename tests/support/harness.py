@@ -73,9 +73,16 @@ def make_settings(
     redis_url: str = "",
     issuer: str,
     extra: str = "",
+    smtp_port: int | None = None,
 ) -> Settings:
-    """Write ``root/idp.toml`` and load it as the provider would."""
+    """Write ``root/idp.toml`` and load it as the provider would.  Mail goes
+    to files under ``root/mail``, or to an SMTP server on ``smtp_port``."""
     root.mkdir(parents=True, exist_ok=True)
+    mail = (
+        f'backend = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp_port}'
+        if smtp_port
+        else f'backend = "file"\nfile_dir = "{root / "mail"}"'
+    )
     text = f"""
 [server]
 issuer = "{issuer}"
@@ -90,8 +97,7 @@ url = "{redis_url}"
 dir = "{root / "keys"}"
 
 [mail]
-backend = "file"
-file_dir = "{root / "mail"}"
+{mail}
 
 [ratelimit]
 signin = "1000/minute"
@@ -199,7 +205,12 @@ class LiveIdp:
 
 @contextlib.contextmanager
 def start_live_idp(
-    root: Path, backend: Backend, *, name: str, extra_config: str = ""
+    root: Path,
+    backend: Backend,
+    *,
+    name: str,
+    extra_config: str = "",
+    smtp_port: int | None = None,
 ) -> Iterator[LiveIdp]:
     port = free_port()
     url = f"http://localhost:{port}"
@@ -209,6 +220,7 @@ def start_live_idp(
         redis_url=backend.redis_url,
         issuer=url,
         extra=extra_config,
+        smtp_port=smtp_port,
     )
     config_path = root / "idp.toml"
     clock_path = root / "clock-offset"

@@ -90,6 +90,7 @@ def decide_for(
         Situation(
             session=session,
             member_disabled=user_disabled,
+            member_unverified=False,
             client=client or a_client(),
             prompts=parse_prompt(prompt),
             max_age=max_age,
