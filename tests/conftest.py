@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.harness import Backend, LiveIdp, app_for, make_settings, start_live_idp
 from tests.support.services import PostgresCluster, RedisServer
+from tests.support.smtp import SmtpServer
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +39,29 @@ def live_idp(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """A real server (granian, ``idp serve``) on a free loopback port."""
     root = tmp_path_factory.mktemp("live")
     with start_live_idp(root, backend, name="live") as idp:
+        yield idp
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on loopback, for the members' provider."""
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def member_idp(
+    backend: Backend, tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer
+) -> Iterator[LiveIdp]:
+    """A live provider that mails over SMTP to ``smtp``, with a brand prefix."""
+    root = tmp_path_factory.mktemp("members")
+    with start_live_idp(
+        root,
+        backend,
+        name="members",
+        smtp_port=smtp.port,
+        extra_config='[alerts]\nbrand_prefix = "[Family] "\n',
+    ) as idp:
         yield idp
 
 

@@ -14,7 +14,6 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,7 +23,6 @@ import requests
 
 from tests.support.flows import redeem, token_request
 from tests.support.harness import (
-    Backend,
     Browser,
     LiveIdp,
     authorization_url,
@@ -32,7 +30,6 @@ from tests.support.harness import (
     csrf_token,
     eventually,
     pkce_pair,
-    start_live_idp,
 )
 from tests.support.mailbox import links_in, mail_to, mails_to, text_of
 from tests.support.receiver import LogoutReceiver
@@ -42,25 +39,9 @@ from tests.support.smtp import SmtpServer
 PASSWORD = "a long passphrase 7"
 
 
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def idp(
-    backend: Backend, tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer
-) -> Iterator[LiveIdp]:
-    root: Path = tmp_path_factory.mktemp("members")
-    with start_live_idp(
-        root,
-        backend,
-        name="members",
-        smtp_port=smtp.port,
-        extra_config='[alerts]\nbrand_prefix = "[Family] "\n',
-    ) as live:
-        yield live
+@pytest.fixture
+def idp(member_idp: LiveIdp) -> LiveIdp:
+    return member_idp
 
 
 @pytest.fixture

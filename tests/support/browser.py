@@ -281,6 +281,8 @@ class CodeFlow:
     url: str
     arrivals: list[str] = field(default_factory=list)
     """URLs of the requests the page sent to the redirect URI."""
+    tokens: dict[str, Any] = field(default_factory=dict)
+    """The token response of the last redemption."""
 
     @property
     def redirect_uri(self) -> str:
@@ -324,19 +326,23 @@ class CodeFlow:
             code_verifier=self.verifier,
         )
         assert reply.status_code == 200, reply.text
-        payload = reply.json()["id_token"].split(".")[1]
+        self.tokens.clear()
+        self.tokens.update(reply.json())
+        payload = self.tokens["id_token"].split(".")[1]
         claims: dict[str, Any] = json.loads(
             base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         )
         return claims
 
 
-def start_code_flow(page: Page, idp: LiveIdp, client: Any) -> CodeFlow:
+def start_code_flow(page: Page, idp: LiveIdp, client: Any, **params: str) -> CodeFlow:
     """Open ``client``'s authorization request in ``page``, which from now on
     records what it sends to the client's redirect URI; returns once the
     provider's page has loaded."""
     verifier, challenge = pkce_pair()
-    url = authorization_url(idp, client, code_challenge=challenge, code_challenge_method="S256")
+    url = authorization_url(
+        idp, client, code_challenge=challenge, code_challenge_method="S256", **params
+    )
     flow = CodeFlow(idp=idp, client=client, verifier=verifier, url=url)
 
     def record(request: Request) -> None:
