@@ -20,7 +20,14 @@ from consent_ui.account import require_signed_in
 from consent_ui.context import page, refusal, safe_next, settings, signed_in
 from consent_ui.signin import browser, set_signed_in
 from idp import clock, passkeys, runtime, signin
-from idp.errors import InteractionError, NotFoundError, PasskeyError, RateLimitedError, UsageError
+from idp.errors import (
+    InteractionError,
+    NotFoundError,
+    PasskeyError,
+    RateLimitedError,
+    SignInError,
+    UsageError,
+)
 from idp.ratelimit import ceremony_key, ceremony_limit, failures, limiter, request_ip
 
 RECENT_SIGN_IN = dt.timedelta(minutes=5)
@@ -64,7 +71,7 @@ def passkey_signin() -> Response:
         except RateLimitedError as limited:
             return refusal(limited.description, 429)
         return refusal(e.description)
-    except InteractionError as e:
+    except (InteractionError, SignInError) as e:
         return refusal(e.description)
     set_signed_in(response, completed)
     response.set_data(jsonify({"redirect": completed.next_url}).get_data())

@@ -19,7 +19,7 @@ from consent_ui import bp
 from consent_ui.context import client_ip, page, refusal, safe_next, settings, signed_in
 from consent_ui.signin import browser, set_signed_in
 from idp import devices, geo, interactions, qr, remote, signin
-from idp.errors import InteractionError, PasskeyError, QrError
+from idp.errors import InteractionError, PasskeyError, QrError, SignInError
 from idp.ratelimit import ceremony_key, ceremony_limit, limiter
 
 BINDING_COOKIE = "idp_qr"
@@ -94,7 +94,7 @@ def qr_collect(public_id: str) -> Response:
             binding=request.cookies.get(BINDING_COOKIE),
             browser=browser(response),
         )
-    except (QrError, InteractionError) as e:
+    except (QrError, InteractionError, SignInError) as e:
         return _json_error(e.description)
     set_signed_in(response, completed)
     response.set_data(jsonify({"redirect": completed.next_url}).get_data())

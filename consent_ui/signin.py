@@ -27,6 +27,9 @@ REASON_TEXT = {
         "This service does not accept a long-lived sign-in: sign in again to continue."
     ),
     "account_disabled": "This account is locked. Contact support to unlock it.",
+    "email_not_verified": (
+        "Confirm your email address first: open the link we mailed you when you registered."
+    ),
 }
 
 
