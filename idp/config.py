@@ -152,6 +152,10 @@ class GeoipSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RiskSettings:
     travel_hours: int = 4
+    lock_after_failures: int = 10
+    """Failed passwords on one account that lock password sign-ins to it."""
+    lock_minutes: int = 15
+    """How long the failures count and the lock lasts (a reset lifts it)."""
     birthdate_question: bool = False
     """The step-up also asks the birth date, after the one-time code."""
 
@@ -451,6 +455,8 @@ def _check(s: Settings) -> None:
         "qr.ttl_seconds",
         "alerts.absence_days",
         "risk.travel_hours",
+        "risk.lock_after_failures",
+        "risk.lock_minutes",
         "logout.retry_hours",
         "mail.retry_hours",
         "mail.smtp_timeout_seconds",

@@ -31,7 +31,19 @@ from urllib.parse import urlencode
 
 from sqlalchemy import delete, select, update
 
-from idp import accounts, clients, clock, codes, consents, events, mail, otp, runtime, sessions
+from idp import (
+    accounts,
+    alerts,
+    clients,
+    clock,
+    codes,
+    consents,
+    events,
+    mail,
+    otp,
+    runtime,
+    sessions,
+)
 from idp.clients import RelyingParty
 from idp.db import db, new_secret, refuse, rowcount, secret_hash, service
 from idp.errors import AccessDeniedError, InteractionError, NotFoundError, OAuthError, OtpError
@@ -370,6 +382,12 @@ def prepare_step_up(uid: str, *, session: SessionInfo | None) -> StepUp:
     Raises InteractionError when no step-up is due."""
     row, session = _step_up_row(uid, session)
     has_totp = otp.has_totp(session.user_id)
+    if row.step_up_asked_at is None:
+        # Asked at all: the person is told, whatever the answer will be.
+        row.step_up_asked_at = clock.now()
+        alerts.notify(
+            user_id=session.user_id, ip=session.ip, country=session.country, reasons=["step_up"]
+        )
     if row.step_up_otp_at is not None:
         return StepUp(question="birthdate", has_totp=has_totp, failures=row.step_up_failures)
     expired = row.step_up_code_expires_at is None or row.step_up_code_expires_at <= clock.now()

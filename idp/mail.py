@@ -67,8 +67,10 @@ SUBJECTS: Final[Mapping[str, str]] = {
     "membership_cancelled": "Your membership was cancelled",
     "email_changed": "Your email address was changed",
     "register_attempt": "Someone tried to register with your address",
+    "login_notification": "Login Notification ({when})",
 }
-"""Each template and its subject (after ``alerts.brand_prefix``), as CONTRACT.md words them."""
+"""Each template and its subject (after ``alerts.brand_prefix``), as CONTRACT.md words them;
+``{when}`` is the context's time in ``alerts.timezone``."""
 
 CONTEXT_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "confirm_email": ("name", "link"),
@@ -80,10 +82,12 @@ CONTEXT_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "membership_cancelled": ("name",),
     "email_changed": ("name", "new_address", "link"),
     "register_attempt": ("link",),
+    "login_notification": ("name", "when", "ip", "location", "link"),
 }
 """The context each template needs.  ``link`` is an absolute URL under the
 issuer; ``when`` a datetime (shown in ``alerts.timezone``) or ready text;
-``code`` six digits; ``new_address`` is shown partly masked.  Other keys are
+``code`` six digits; ``new_address`` is shown partly masked; ``location``
+a country name, or empty when unknown (the line is left out).  Other keys are
 ignored, but ``name`` where a template does not need it (register_attempt)."""
 
 KEPT_WHEN_FINISHED: Final[tuple[str, ...]] = ("message_id", "template", "user_id")
@@ -122,7 +126,7 @@ def queue(
     local, _, domain = to.rpartition("@")
     if not local or not domain or any(c.isspace() or not c.isprintable() for c in to):
         raise ValueError(f"mail {template!r} to {to!r} cannot be written: not an address")
-    subject = settings.alerts.brand_prefix + SUBJECTS[template]
+    subject = settings.alerts.brand_prefix + SUBJECTS[template].format(**values)
     payload = {
         "user_id": user_id,
         "template": template,
@@ -161,7 +165,7 @@ def _context(settings: Settings, template: str, given: Mapping[str, Any]) -> dic
         values["when"] = _local_time(values["when"], settings.alerts.timezone)
     if "new_address" in values:
         values["new_address"] = _masked(str(values["new_address"]))
-    for key in ("name", "reason", "username"):
+    for key in ("name", "reason", "username", "location"):
         if key in values:
             # A name is the member's own text: it must not add a second link.
             values[key] = _URL.sub(r"\1: //", str(values[key]))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from idp import accounts, clock, events, links, mail, outbox, runtime, sessions
+from idp import accounts, clock, events, links, mail, outbox, risk, runtime, sessions
 from idp import security_events as set_events
 from idp.accounts import Member
 from idp.db import service
@@ -132,6 +132,7 @@ def reset_password(token: str, password: str) -> Member:
     use = links.redeem(token, Purpose.RESET_PASSWORD)
     member = accounts.set_password(use.user_id, password)
     _password_changed(member, keep_session=None, reason="reset")
+    risk.password_guard(member.id).clear()  # a reset lifts the lock
     return member
 
 

@@ -11,14 +11,16 @@ same answer for an unknown user ID and a wrong password."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from idp import accounts, events, interactions, passkeys, qr, runtime, sessions
+from idp import accounts, alerts, events, interactions, passkeys, qr, risk, runtime, sessions
 from idp.db import refuse, service
 from idp.errors import (
     AccountDisabledError,
     EmailNotVerifiedError,
+    InvalidCredentialsError,
     RateLimitedError,
     SignInError,
 )
@@ -71,6 +73,12 @@ def _complete(
         device_id=browser.device_id,
         replaces=browser.session_id,
     )
+    alerts.note_sign_in(
+        user_id=member_id,
+        device_id=browser.device_id,
+        ip=browser.ip,
+        country=started.session.country,
+    )
     if interaction:
         target = interactions.finish_login(interaction, session=started.session)
     else:
@@ -92,7 +100,10 @@ def with_password(
 
     Raises RateLimitedError when this address failed too often for this
     account or across accounts (the password is then not checked),
-    InvalidCredentialsError or AccountDisabledError (recorded, counted)."""
+    InvalidCredentialsError or AccountDisabledError (recorded, counted).
+    A failure is answered after the delay of ``idp.risk``; while the
+    account's password sign-ins are locked, the right password too is
+    answered as a wrong one."""
     if interaction:
         interactions.next_step(interaction, session=None)  # unusable: fail before any work
     rate = runtime.current().settings.ratelimit.signin
@@ -102,12 +113,19 @@ def with_password(
         retry := failures().blocked(across_accounts(rate), address_key)
     ) is not None:
         raise RateLimitedError(retry_after_seconds=retry)
+    guard = risk.password_guard(accounts.login_key(login))
+    locked = guard.locked()
     try:
         member = accounts.authenticate(login, password)
+        if locked:
+            # The right password during a lock gets the wrong-password answer.
+            raise InvalidCredentialsError(detail="password sign-in locked")
     except SignInError as e:
         refused = e
+        hold = 0.0
 
         def record() -> None:
+            nonlocal hold
             user_id = accounts.login_key(login)
             events.record(
                 "signin.refused" if isinstance(refused, AccountDisabledError) else "signin.failed",
@@ -118,8 +136,14 @@ def with_password(
             )
             failures().count(rate, account_key)
             failures().count(across_accounts(rate), address_key)
+            if not isinstance(refused, AccountDisabledError):
+                hold = guard.failed()
 
-        refuse(e, record=record)
+        try:
+            refuse(e, record=record)
+        finally:
+            # After the commit: nothing is locked while the answer waits.
+            time.sleep(hold)
     return _complete(
         member_id=member.id,
         amr=["pwd"],

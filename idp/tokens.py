@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from idp import accounts, clock, events, runtime, sessions
+from idp import accounts, clock, events, mail, runtime, sessions
 from idp.clients import RelyingParty
 from idp.db import db, new_secret, refuse, rowcount, secret_hash, service
 from idp.errors import InvalidGrantError, InvalidTokenError, NotFoundError
@@ -505,6 +505,24 @@ def _end_reused_family(grant: RefreshGrant) -> None:
         session_ids=[grant.session_id],
         reason=sessions.LogoutReason.REFRESH_TOKEN_REUSE,
         actor="system",
+    )
+    try:
+        member = accounts.get(grant.user_id)
+    except NotFoundError:
+        return
+    mail.queue(
+        to=member.email,
+        user_id=member.id,
+        template="signin_ended",
+        context={
+            "name": member.name or member.username,
+            "when": clock.now(),
+            "reason": (
+                "A service presented a sign-in token of yours that had already been used, "
+                "so someone else may have a copy of it. We ended that sign-in to be safe."
+            ),
+            "link": runtime.current().settings.url("/recover/password"),
+        },
     )
 
 

@@ -1,5 +1,6 @@
 """Tables, a file per owning service.  Import from here, not the files."""
 
+from idp.models.alerts import Sighting
 from idp.models.clients import Client
 from idp.models.codes import AuthorizationCode
 from idp.models.consents import Consent
@@ -29,6 +30,7 @@ __all__ = [
     "RecoveryCode",
     "RefreshToken",
     "SessionClient",
+    "Sighting",
     "SignInSession",
     "Tombstone",
     "TotpCredential",

@@ -27,6 +27,8 @@ class Interaction(Base):
     login_at: Mapped[dt.datetime | None]
     """When the person signed in through this interaction: ``prompt=login``
     and ``max_age`` are then satisfied."""
+    step_up_asked_at: Mapped[dt.datetime | None]
+    """When the step-up was first asked (the login notification went then)."""
     step_up_at: Mapped[dt.datetime | None]
     """When the step-up (one-time code, birth date) was passed in this interaction."""
     step_up_otp_at: Mapped[dt.datetime | None]

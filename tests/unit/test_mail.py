@@ -69,6 +69,13 @@ def contexts(issuer: str) -> dict[str, dict[str, Any]]:
         "membership_cancelled": {"name": "Hanako"},
         "email_changed": {"name": "Hanako", "new_address": "hanako.new@example.org", "link": reset},
         "register_attempt": {"link": reset},
+        "login_notification": {
+            "name": "Hanako",
+            "when": when,
+            "ip": "203.0.113.9",
+            "location": "",
+            "link": reset,
+        },
     }
 
 
@@ -161,7 +168,23 @@ def rows() -> list[OutboxMessage]:
 
 
 def test_the_templates_are_the_contract_subjects() -> None:
-    assert dict(mail.SUBJECTS) == CONTRACT_SUBJECTS
+    assert dict(mail.SUBJECTS) == {
+        **CONTRACT_SUBJECTS,
+        "login_notification": "Login Notification ({when})",
+    }
+
+
+def test_the_login_notification_says_when_from_where_and_what_to_do(file_app: Flask) -> None:
+    queue(file_app, "login_notification")
+
+    message = delivered_file(file_app)
+
+    assert message["Subject"] == PREFIX + "Login Notification (2025/01/02 12:04 JST(GMT+09:00))"
+    text, _ = parts(message)
+    assert "Date and Time of Login: 2025/01/02 12:04 JST(GMT+09:00)" in text
+    assert "IP Address: 203.0.113.9" in text
+    assert "Location:" not in text  # an unknown country leaves the line out
+    assert len(urls(text)) == 1
 
 
 @pytest.mark.parametrize(("template", "subject"), CONTRACT_SUBJECTS.items())
