@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs
 
 import requests
@@ -21,34 +21,46 @@ from joserfc.jwk import KeySet
 from tests.support.harness import eventually
 from tests.support.services import free_port
 
-__all__ = ["LogoutReceiver", "eventually"]
+__all__ = ["LogoutReceiver", "PostReceiver", "eventually"]
 
 
-class LogoutReceiver:
+class PostReceiver:
+    """A loopback endpoint that records each POST's body and answers ``status``
+    (after ``delay_seconds``); ``down()`` / ``up()`` close and reopen its port."""
+
+    path = "/"
+
     def __init__(self) -> None:
         self.port = free_port()
-        self.tokens: list[str] = []
         self.status = 200
         self.delay_seconds = 0.0
+        self._posts: list[tuple[bytes, str]] = []
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
 
     @property
     def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}/backchannel-logout"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
-    def up(self) -> LogoutReceiver:
+    @property
+    def posts(self) -> list[tuple[bytes, str]]:
+        """(body, Content-Type) of every POST received, in order."""
+        with self._lock:
+            return list(self._posts)
+
+    def up(self) -> Self:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                form = parse_qs(self.rfile.read(length).decode())
+                body = self.rfile.read(length)
                 if receiver.delay_seconds:
                     time.sleep(receiver.delay_seconds)
                 with receiver._lock:
-                    receiver.tokens.extend(form.get("logout_token", []))
+                    receiver._posts.append((body, self.headers.get("Content-Type", "")))
                 self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
 
@@ -65,13 +77,23 @@ class LogoutReceiver:
             self._server.server_close()
             self._server = None
 
+
+class LogoutReceiver(PostReceiver):
+    """A back-channel logout endpoint: its ``tokens`` are the logout tokens."""
+
+    path = "/backchannel-logout"
+
+    @property
+    def tokens(self) -> list[str]:
+        return [
+            t for body, _ in self.posts for t in parse_qs(body.decode()).get("logout_token", [])
+        ]
+
     def claims_for(self, issuer: str, **match: str) -> list[dict[str, Any]]:
         """The verified claims of every token received that match ``match``."""
         jwks = KeySet.import_key_set(requests.get(issuer + "/jwks.json", timeout=5).json())
         found = []
-        with self._lock:
-            received = list(self.tokens)
-        for token in received:
+        for token in self.tokens:
             decoded = jwt.decode(token, jwks, algorithms=["RS256", "ES256"])
             claims = {**decoded.claims, "_header": decoded.header}
             if all(claims.get(k) == v for k, v in match.items()):
