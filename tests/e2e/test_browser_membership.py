@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.browser import sign_out, start_code_flow
-from tests.support.flows import token_request
+from tests.support.flows import refresh
 from tests.support.harness import LiveIdp, eventually
 from tests.support.mailbox import links_in, mail_to
 from tests.support.receiver import LogoutReceiver
@@ -156,7 +156,7 @@ def test_a_whole_membership_from_registration_to_cancellation(
     expect(page.locator("#cancel-done")).to_be_visible()
 
     # Afterwards: gone, refused, told.
-    refreshed = token_request(idp, shop, grant_type="refresh_token", refresh_token=refresh_token)
+    refreshed = refresh(idp, shop, refresh_token)
     assert refreshed.json()["error"] == "invalid_grant"
     assert eventually(lambda: logout.claims_for(idp.url, sub=sub))
     purged = eventually(lambda: _events_about(idp, events, sub))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.flows import SignedIn, introspect, sign_in, token_request
+from tests.support.flows import SignedIn, introspect, refresh, sign_in, token_request
 from tests.support.harness import (
     LiveIdp,
     authorization_url,
@@ -52,13 +52,8 @@ def _claims(signed: SignedIn) -> dict[str, Any]:
 
 
 def _assert_logged_out_everywhere(live_idp: LiveIdp, signed: SignedIn) -> None:
-    refresh = token_request(
-        live_idp,
-        signed.client,
-        grant_type="refresh_token",
-        refresh_token=signed.tokens["refresh_token"],
-    )
-    assert refresh.json()["error"] == "invalid_grant"
+    refreshed = refresh(live_idp, signed.client, signed.tokens["refresh_token"])
+    assert refreshed.json()["error"] == "invalid_grant"
     assert introspect(live_idp, signed.client, signed.tokens["access_token"]) == {"active": False}
     url = authorization_url(
         live_idp,
@@ -129,11 +124,9 @@ def test_refresh_token_reuse_ends_the_session_and_sends_a_logout_token(
     live_idp = live_clock
     signed = sign_in(live_idp, client=_shop(live_idp, receiver))
     old = signed.tokens["refresh_token"]
-    rotated = token_request(
-        live_idp, signed.client, grant_type="refresh_token", refresh_token=old
-    ).json()
+    rotated = refresh(live_idp, signed.client, old).json()
     live_idp.advance(seconds=live_idp.settings.tokens.refresh_reuse_seconds + 1)
-    token_request(live_idp, signed.client, grant_type="refresh_token", refresh_token=old)
+    refresh(live_idp, signed.client, old)
     sid = _claims(signed)["sid"]
     assert eventually(lambda: receiver.claims_for(live_idp.url, sid=sid))
     signed.tokens = {**signed.tokens, **rotated}
@@ -271,24 +264,14 @@ def test_offline_tokens_survive_sign_out_but_not_a_forced_logout(
     assert signed.tokens["scope"] == "openid offline_access"
     page = signed.browser.get("/account")
     signed.browser.post("/signout", {"csrf_token": csrf_token(page.text)})
-    refreshed = token_request(
-        live_idp,
-        signed.client,
-        grant_type="refresh_token",
-        refresh_token=signed.tokens["refresh_token"],
-    )
+    refreshed = refresh(live_idp, signed.client, signed.tokens["refresh_token"])
     assert refreshed.status_code == 200
     requests.post(
         f"{live_idp.url}/admin/api/users/{signed.member.id}/logout",
         headers={"Authorization": f"Bearer {admin_token}"},
         timeout=10,
     )
-    after = token_request(
-        live_idp,
-        signed.client,
-        grant_type="refresh_token",
-        refresh_token=refreshed.json()["refresh_token"],
-    )
+    after = refresh(live_idp, signed.client, refreshed.json()["refresh_token"])
     assert after.status_code == 400
     assert after.json()["error"] == "invalid_grant"
 
@@ -417,12 +400,7 @@ def _sign_out(signed: SignedIn) -> None:
 def test_offline_tokens_survive_the_persons_own_sign_out(live_idp: LiveIdp) -> None:
     signed = _offline_sign_in(live_idp)
     _sign_out(signed)
-    reply = token_request(
-        live_idp,
-        signed.client,
-        grant_type="refresh_token",
-        refresh_token=signed.tokens["refresh_token"],
-    )
+    reply = refresh(live_idp, signed.client, signed.tokens["refresh_token"])
     assert reply.status_code == 200
 
 
@@ -436,12 +414,7 @@ def test_sign_out_other_devices_ends_offline_tokens_of_a_device_signed_out_earli
 
     here.browser.post("/account/sessions/revoke-others", {"csrf_token": csrf_token(page.text)})
 
-    reply = token_request(
-        live_idp,
-        earlier.client,
-        grant_type="refresh_token",
-        refresh_token=earlier.tokens["refresh_token"],
-    )
+    reply = refresh(live_idp, earlier.client, earlier.tokens["refresh_token"])
     assert reply.json()["error"] == "invalid_grant"
     assert here.browser.get("/account").status_code == 200
 
@@ -458,12 +431,7 @@ def test_the_admin_ending_a_session_signed_out_earlier_ends_its_offline_tokens(
         timeout=10,
     )
 
-    reply = token_request(
-        live_idp,
-        signed.client,
-        grant_type="refresh_token",
-        refresh_token=signed.tokens["refresh_token"],
-    )
+    reply = refresh(live_idp, signed.client, signed.tokens["refresh_token"])
     assert reply.json()["error"] == "invalid_grant"
 
 
@@ -475,9 +443,7 @@ def test_a_bank_cannot_refresh_from_a_stay_signed_in_session_past_the_idle_time(
     signed = sign_in(live_idp, client=bank, remember=True)
     live_idp.advance(minutes=live_idp.settings.session.idle_minutes + 1)
 
-    reply = token_request(
-        live_idp, bank, grant_type="refresh_token", refresh_token=signed.tokens["refresh_token"]
-    )
+    reply = refresh(live_idp, bank, signed.tokens["refresh_token"])
 
     assert reply.status_code == 400
     assert reply.json()["error"] == "invalid_grant"

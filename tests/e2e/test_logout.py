@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from tests.support.flows import introspect, sign_in, token_request
+from tests.support.flows import introspect, refresh, sign_in
 from tests.support.harness import (
     Browser,
     LiveIdp,
@@ -41,10 +41,8 @@ def test_rp_initiated_logout_with_a_hint_signs_out_at_once_then_prompt_none_is_l
     )
     assert callback_params(signed.browser.get(url))["error"] == "login_required"
     assert introspect(live_idp, client, signed.tokens["access_token"]) == {"active": False}
-    refresh = token_request(
-        live_idp, client, grant_type="refresh_token", refresh_token=signed.tokens["refresh_token"]
-    )
-    assert refresh.json()["error"] == "invalid_grant"
+    refreshed = refresh(live_idp, client, signed.tokens["refresh_token"])
+    assert refreshed.json()["error"] == "invalid_grant"
 
 
 def test_logout_without_a_hint_asks_for_confirmation(live_idp: LiveIdp) -> None:

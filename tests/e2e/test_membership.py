@@ -21,7 +21,7 @@ import pyotp
 import pytest
 import requests
 
-from tests.support.flows import redeem, token_request
+from tests.support.flows import redeem, refresh
 from tests.support.harness import (
     Browser,
     LiveIdp,
@@ -563,10 +563,8 @@ def test_cancelling_deletes_everything_tells_every_service_and_frees_the_address
 
     assert 'id="cancel-done"' in done.text
     assert mail_to(smtp, email, "Your membership was cancelled")
-    refresh = token_request(
-        idp, shop, grant_type="refresh_token", refresh_token=tokens["refresh_token"]
-    )
-    assert refresh.json()["error"] == "invalid_grant"
+    refreshed = refresh(idp, shop, tokens["refresh_token"])
+    assert refreshed.json()["error"] == "invalid_grant"
     assert eventually(lambda: logout.claims_for(idp.url, sub=sub))
     purged = eventually(lambda: set_receiver.tokens)
     assert _set_events(idp, purged[0]) == (

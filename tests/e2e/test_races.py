@@ -19,7 +19,14 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
-from tests.support.flows import authorization_code, introspect, redeem, sign_in, token_request
+from tests.support.flows import (
+    authorization_code,
+    introspect,
+    redeem,
+    refresh,
+    sign_in,
+    token_request,
+)
 from tests.support.harness import (
     Backend,
     Browser,
@@ -72,15 +79,9 @@ def _assert_dead(idp: LiveIdp, client: Any, tokens: dict[str, Any]) -> None:
     """Nothing of ``tokens`` works any more."""
     if client.client_secret:
         assert introspect(idp, client, tokens["access_token"]) == {"active": False}
-    refresh = token_request(
-        idp, client, grant_type="refresh_token", refresh_token=tokens["refresh_token"]
-    )
-    assert refresh.status_code == 400
-    assert refresh.json()["error"] == "invalid_grant"
-
-
-def _refresh(idp: LiveIdp, client: Any, token: str) -> requests.Response:
-    return token_request(idp, client, grant_type="refresh_token", refresh_token=token)
+    refreshed = refresh(idp, client, tokens["refresh_token"])
+    assert refreshed.status_code == 400
+    assert refreshed.json()["error"] == "invalid_grant"
 
 
 def test_of_two_simultaneous_redemptions_of_a_code_one_wins_and_loses_it_again(
@@ -114,8 +115,8 @@ def test_of_two_simultaneous_uses_of_a_refresh_token_one_wins_and_the_session_en
         old = signed.tokens["refresh_token"]
 
         replies = race(
-            lambda o=old: _refresh(idp, client, o),
-            lambda o=old: _refresh(idp, client, o),
+            lambda o=old: refresh(idp, client, o),
+            lambda o=old: refresh(idp, client, o),
         )
 
         assert sorted(r.status_code for r in replies) == [200, 400]
@@ -131,12 +132,12 @@ def test_a_confidential_clients_simultaneous_refreshes_both_succeed(live_idp: Li
         old = signed.tokens["refresh_token"]
 
         replies = race(
-            lambda o=old: _refresh(live_idp, shop, o), lambda o=old: _refresh(live_idp, shop, o)
+            lambda o=old: refresh(live_idp, shop, o), lambda o=old: refresh(live_idp, shop, o)
         )
 
         assert [r.status_code for r in replies] == [200, 200]
         for reply in replies:
-            assert _refresh(live_idp, shop, reply.json()["refresh_token"]).status_code == 200
+            assert refresh(live_idp, shop, reply.json()["refresh_token"]).status_code == 200
         assert signed.browser.get("/account").status_code == 200
 
 
@@ -157,7 +158,7 @@ def test_a_refresh_racing_a_forced_logout_issues_nothing_that_outlives_it(
         sid = _sid(signed.tokens)
 
         refreshed, ended = race(
-            lambda t=signed.tokens["refresh_token"]: _refresh(live_idp, shop, t),
+            lambda t=signed.tokens["refresh_token"]: refresh(live_idp, shop, t),
             lambda s=sid: _forced_logout(live_idp, admin_token, s),
         )
 

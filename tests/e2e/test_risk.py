@@ -22,7 +22,7 @@ import pytest
 
 from idp.risk import MAX_DELAY_SECONDS, failure_delay
 from tests.support.authenticator import SoftAuthenticator
-from tests.support.flows import sign_in, token_request
+from tests.support.flows import refresh, sign_in
 from tests.support.harness import (
     Backend,
     Browser,
@@ -172,9 +172,9 @@ def test_a_reused_refresh_token_mails_that_the_sign_in_was_ended(
     member = idp.create_user(email=f"{secrets.token_hex(5)}@example.com")
     signed = sign_in(idp, client=public, member=member)
     old = signed.tokens["refresh_token"]
-    token_request(idp, public, grant_type="refresh_token", refresh_token=old)
+    refresh(idp, public, old)
 
-    token_request(idp, public, grant_type="refresh_token", refresh_token=old)
+    refresh(idp, public, old)
 
     message = mail_to(smtp, member.email, "Your sign-in was ended")
     assert len(links_in(message)) == 1

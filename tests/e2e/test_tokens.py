@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import requests
 
-from tests.support.flows import introspect, sign_in, token_request
+from tests.support.flows import introspect, refresh, sign_in, token_request
 from tests.support.harness import LiveIdp
 
 
 def test_refresh_token_rotates_on_every_use(live_idp: LiveIdp) -> None:
     first = sign_in(live_idp)
-    reply = token_request(
-        live_idp,
-        first.client,
-        grant_type="refresh_token",
-        refresh_token=first.tokens["refresh_token"],
-    )
+    reply = refresh(live_idp, first.client, first.tokens["refresh_token"])
     assert reply.status_code == 200
     second = reply.json()
     assert second["refresh_token"] != first.tokens["refresh_token"]
@@ -27,27 +22,15 @@ def test_reused_refresh_token_revokes_the_family_and_ends_the_session(live_clock
     live_idp = live_clock
     # Arrange: signed in, refreshed once, the reuse grace is over
     first = sign_in(live_idp)
-    rotated = token_request(
-        live_idp,
-        first.client,
-        grant_type="refresh_token",
-        refresh_token=first.tokens["refresh_token"],
-    ).json()
+    rotated = refresh(live_idp, first.client, first.tokens["refresh_token"]).json()
     live_idp.advance(seconds=live_idp.settings.tokens.refresh_reuse_seconds + 1)
     # Act: the spent token returns
-    reply = token_request(
-        live_idp,
-        first.client,
-        grant_type="refresh_token",
-        refresh_token=first.tokens["refresh_token"],
-    )
+    reply = refresh(live_idp, first.client, first.tokens["refresh_token"])
     # Assert
     assert reply.status_code == 400
     assert reply.json()["error"] == "invalid_grant"
     assert introspect(live_idp, first.client, rotated["access_token"]) == {"active": False}
-    after = token_request(
-        live_idp, first.client, grant_type="refresh_token", refresh_token=rotated["refresh_token"]
-    )
+    after = refresh(live_idp, first.client, rotated["refresh_token"])
     assert after.json()["error"] == "invalid_grant"
     account = first.browser.get("/account")
     assert account.status_code == 303
@@ -59,18 +42,13 @@ def test_a_confidential_clients_overlapping_refresh_gets_a_fresh_pair(live_idp: 
     get tokens, and the person stays signed in (CONTRACT "Stay signed in")."""
     signed = sign_in(live_idp)
     old = signed.tokens["refresh_token"]
-    first = token_request(live_idp, signed.client, grant_type="refresh_token", refresh_token=old)
-    second = token_request(live_idp, signed.client, grant_type="refresh_token", refresh_token=old)
+    first = refresh(live_idp, signed.client, old)
+    second = refresh(live_idp, signed.client, old)
     assert first.status_code == 200
     assert second.status_code == 200
     assert second.json()["refresh_token"] != first.json()["refresh_token"]
     for reply in (first, second):
-        again = token_request(
-            live_idp,
-            signed.client,
-            grant_type="refresh_token",
-            refresh_token=reply.json()["refresh_token"],
-        )
+        again = refresh(live_idp, signed.client, reply.json()["refresh_token"])
         assert again.status_code == 200
     assert signed.browser.get("/account").status_code == 200
 
@@ -79,13 +57,11 @@ def test_a_public_clients_reused_refresh_token_ends_the_session_at_once(live_idp
     public = live_idp.create_client(public=True)
     signed = sign_in(live_idp, client=public)
     old = signed.tokens["refresh_token"]
-    rotated = token_request(live_idp, public, grant_type="refresh_token", refresh_token=old)
+    rotated = refresh(live_idp, public, old)
     assert rotated.status_code == 200
-    reused = token_request(live_idp, public, grant_type="refresh_token", refresh_token=old)
+    reused = refresh(live_idp, public, old)
     assert reused.json()["error"] == "invalid_grant"
-    after = token_request(
-        live_idp, public, grant_type="refresh_token", refresh_token=rotated.json()["refresh_token"]
-    )
+    after = refresh(live_idp, public, rotated.json()["refresh_token"])
     assert after.json()["error"] == "invalid_grant"
     assert signed.browser.get("/account").status_code == 303
 
@@ -119,12 +95,7 @@ def test_revoking_a_refresh_token_revokes_its_access_tokens(live_idp: LiveIdp) -
         timeout=10,
     )
     assert introspect(live_idp, signed.client, signed.tokens["access_token"]) == {"active": False}
-    reply = token_request(
-        live_idp,
-        signed.client,
-        grant_type="refresh_token",
-        refresh_token=signed.tokens["refresh_token"],
-    )
+    reply = refresh(live_idp, signed.client, signed.tokens["refresh_token"])
     assert reply.json()["error"] == "invalid_grant"
 
 
@@ -171,9 +142,7 @@ def test_a_reused_authorization_code_fails_and_revokes_the_first_tokens(live_idp
     assert again.status_code == 400
     assert again.json()["error"] == "invalid_grant"
     assert introspect(live_idp, client, first["access_token"]) == {"active": False}
-    refreshed = token_request(
-        live_idp, client, grant_type="refresh_token", refresh_token=first["refresh_token"]
-    )
+    refreshed = refresh(live_idp, client, first["refresh_token"])
     assert refreshed.json()["error"] == "invalid_grant"
 
 

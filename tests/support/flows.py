@@ -61,6 +61,11 @@ def sign_in(
     return SignedIn(browser=browser, client=client, member=member, tokens=reply.json())
 
 
+def refresh(idp: LiveIdp, client: Any, refresh_token: str) -> requests.Response:
+    """The client presents a refresh token (RFC 6749 §6)."""
+    return token_request(idp, client, grant_type="refresh_token", refresh_token=refresh_token)
+
+
 def authorization_code(
     idp: LiveIdp,
     *,
