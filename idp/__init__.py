@@ -20,7 +20,7 @@ from flask import Flask, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response
 
-from idp import clock, config, cookies, headers, ratelimit
+from idp import clock, config, cookies, geo, headers, ratelimit
 from idp.config import Settings
 from idp.csrf import protection as csrf
 from idp.db import absolute_url, configure_engine
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings = config.load(None, os.environ)
     if settings.test_clock_file:
         clock.follow_file(settings.test_clock_file)
+    geo.check(settings.geoip.database)
     app = Flask("idp", static_folder=None)
     app.config.update(
         SECRET_KEY=_secret_key(settings),
