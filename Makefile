@@ -7,8 +7,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_DIR := tests/interop/node
+GEOIP_DIR := geoip
+GEOIP_STAMP := $(GEOIP_DIR)/node_modules/.package-lock.json
 
-.PHONY: run test test-sqlite test-postgresql lint bench clean
+.PHONY: run test test-sqlite test-postgresql lint bench clean country-db
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,23 +18,34 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) country-db
 	$(BIN)/idp serve --host 127.0.0.1 --port 5000
+
+# The IP-to-country database of the embedded defaults (CC0, from npm; see the
+# README).  Without npm the provider still runs: countries are then unknown.
+$(GEOIP_STAMP): $(GEOIP_DIR)/package-lock.json
+	cd $(GEOIP_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
+country-db:
+	@if command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(GEOIP_STAMP); \
+	else \
+		echo "npm not found: sign-in countries stay unknown (install Node.js and npm, or set geoip.database)"; \
+	fi
 
 $(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package-lock.json
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
 
 test: $(STAMP)
 	scripts/install-test-deps
-	$(MAKE) $(NODE_DIR)/node_modules/.package-lock.json
+	$(MAKE) $(NODE_DIR)/node_modules/.package-lock.json $(GEOIP_STAMP)
 	$(MAKE) lint
-	IDP_TEST_DATABASE=sqlite $(BIN)/pytest -q
-	IDP_TEST_DATABASE=postgresql $(BIN)/pytest -q
+	scripts/run-suites
 
-test-sqlite: $(STAMP)
+test-sqlite: $(STAMP) $(GEOIP_STAMP)
 	IDP_TEST_DATABASE=sqlite $(BIN)/pytest -q
 
-test-postgresql: $(STAMP)
+test-postgresql: $(STAMP) $(GEOIP_STAMP)
 	IDP_TEST_DATABASE=postgresql $(BIN)/pytest -q
 
 lint: $(STAMP)
