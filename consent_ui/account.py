@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from consent_ui import bp
 from consent_ui.context import client_ip, page, settings, signed_in
-from idp import accounts, geo, registration, sessions
+from idp import accounts, devices, events, geo, registration, sessions
 from idp.errors import ConflictError, LinkError, UsageError
 
 
@@ -99,14 +99,41 @@ def session_list() -> Response:
             "last_seen_iso": s.last_seen_at.isoformat(),
             "created": _local(s.created_at),
             "remember": s.remember,
+            "held": s.held,
             "current": s.id == me.session.id,
         }
         for s in sessions.list_for_user(me.member.id)
     ]
     rows.sort(key=lambda r: not r["current"])
+    activity = [
+        {
+            "when": _local(a.at),
+            "when_iso": a.at.isoformat(),
+            "what": ACTIVITY_TEXT.get((a.method, a.result), f"{a.method} {a.result}"),
+            "result": a.result,
+            "device": devices.describe(a.user_agent),
+            "ip": a.ip,
+            "country": geo.country_name(a.country),
+        }
+        for a in events.attempts_for_user(me.member.id, limit=RECENT_ACTIVITY)
+    ]
     ended = request.args.get("ended", "")
     count = int(ended) if ended.isascii() and ended.isdigit() and len(ended) < 6 else 0
-    return page("sessions.html", rows=rows, ended=count)
+    return page("sessions.html", rows=rows, activity=activity, ended=count)
+
+
+RECENT_ACTIVITY = 20
+ACTIVITY_TEXT = {
+    ("pwd", "success"): "Signed in with a password",
+    ("pwd", "failure"): "Wrong password",
+    ("pwd", "step_up"): "Password right, extra check asked",
+    ("passkey", "success"): "Signed in with a passkey",
+    ("passkey", "step_up"): "Passkey, extra check asked",
+    ("qr", "success"): "Signed in by QR code from your phone",
+    ("step_up", "success"): "Extra check passed",
+    ("step_up", "failure"): "Extra check answered wrongly",
+    ("step_up", "refused"): "Sign-in refused after wrong answers",
+}
 
 
 @bp.post("/account/sessions/<sid>/revoke")

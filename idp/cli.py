@@ -400,11 +400,25 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_events(args: argparse.Namespace, settings: Settings) -> None:
-    from idp import accounts, events
+    from idp import accounts, devices, events
 
     with _app(settings):
         m = accounts.find(args.user)
-        rows = [
+        rows: list[dict[str, Any]] = [
+            {
+                "at": a.at.isoformat(),
+                "kind": f"signin.{a.result}",
+                "method": a.method,
+                "result": a.result,
+                "reason": a.reason,
+                "ip": a.ip,
+                "country": a.country,
+                "device_id": a.device_id,
+                "device": devices.describe(a.user_agent),
+            }
+            for a in events.attempts_for_user(m.id, limit=200)
+        ]
+        rows += [
             {
                 "at": e.at.isoformat(),
                 "kind": e.kind,
@@ -415,7 +429,16 @@ def cmd_events(args: argparse.Namespace, settings: Settings) -> None:
             }
             for e in events.list_for_user(m.id)
         ]
-        text = "\n".join(f"{r['at']}  {r['kind']}  {r['ip'] or '-'}  {r['detail']}" for r in rows)
+        rows.sort(key=lambda r: r["at"], reverse=True)
+        text = "\n".join(
+            f"{r['at']}  {r['kind']}  {r['ip'] or '-'}  "
+            + (
+                f"{r['method']} {r['reason'] or ''} {r['country'] or ''} {r['device']}".strip()
+                if "method" in r
+                else str(r["detail"])
+            )
+            for r in rows
+        )
         _print(args, {"events": rows}, text or "no events")
 
 

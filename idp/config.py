@@ -30,6 +30,7 @@ from idp.errors import ConfigError
 __all__ = [
     "AlertSettings",
     "DatabaseSettings",
+    "EventSettings",
     "GeoipSettings",
     "KeySettings",
     "LogoutSettings",
@@ -146,18 +147,41 @@ class AlertSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GeoipSettings:
     database: str = ""
-    """A MaxMind-format country database; empty: countries are unknown."""
+    """A MaxMind-format country database (GeoLite2 Country, DB-IP, a
+    commercial one).  Empty: the CC0 database that ``make run`` installs
+    from npm when it is there, else countries are unknown.  ``off``: never
+    look a country up."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RiskSettings:
     travel_hours: int = 4
+    """A password sign-in from another country than that of a session active
+    within this many hours is asked for an extra check."""
     lock_after_failures: int = 10
     """Failed passwords on one account that lock password sign-ins to it."""
     lock_minutes: int = 15
     """How long the failures count and the lock lasts (a reset lifts it)."""
     birthdate_question: bool = False
     """The step-up also asks the birth date, after the one-time code."""
+    step_up_after_failures: int = 5
+    """The right password after this many failed ones within
+    ``lock_minutes`` (a burst on the account) is asked for an extra check."""
+    address_slowdown_after_failures: int = 30
+    """Failed sign-ins from one address, across accounts, within
+    ``lock_minutes`` after which every password attempt from it is slowed
+    (credential stuffing), a quarter second more per failure, at most 5 s."""
+    suspect_device_hours: int = 24
+    """A sign-in from a device whose session was forced out for suspected
+    misuse (a reused refresh token, a refused extra check) within this many
+    hours is asked for an extra check."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventSettings:
+    signin_retention_days: int = 180
+    """How long sign-in attempts are kept (the account's recent activity,
+    ``idp events list``); the worker then deletes them in batches."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,6 +216,7 @@ class Settings:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     geoip: GeoipSettings = field(default_factory=GeoipSettings)
     risk: RiskSettings = field(default_factory=RiskSettings)
+    events: EventSettings = field(default_factory=EventSettings)
     ratelimit: RateLimitSettings = field(default_factory=RateLimitSettings)
     logout: LogoutSettings = field(default_factory=LogoutSettings)
 
@@ -457,6 +482,10 @@ def _check(s: Settings) -> None:
         "risk.travel_hours",
         "risk.lock_after_failures",
         "risk.lock_minutes",
+        "risk.step_up_after_failures",
+        "risk.address_slowdown_after_failures",
+        "risk.suspect_device_hours",
+        "events.signin_retention_days",
         "logout.retry_hours",
         "mail.retry_hours",
         "mail.smtp_timeout_seconds",

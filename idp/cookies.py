@@ -25,6 +25,7 @@ __all__ = [
     "current_session",
     "device_id",
     "ensure_device",
+    "held_session",
     "install",
     "session_cookie_name",
     "session_value",
@@ -102,6 +103,12 @@ def current_session(request: Request, settings: Settings) -> SessionInfo | None:
     if info is not None and info.remember and value:
         g.idp_session_slide = (value, info)
     return info
+
+
+def held_session(request: Request, settings: Settings) -> SessionInfo | None:
+    """The session behind this request's cookie if the risk rules hold it
+    for an extra check: only the step-up page asks."""
+    return sessions.resolve(session_value(request, settings), held=True)
 
 
 def install(app: Flask, settings: Settings) -> None:

@@ -17,6 +17,7 @@
     ├── QrError                     a QR sign-in step was refused
     ├── LinkError                   a mailed link is unknown, used or expired
     ├── OtpError                    a one-time code (or birth date) was refused
+    │   └── StepUpRefusedError      the fifth wrong answer: the sign-in is refused
     ├── InteractionError            an unknown, expired or foreign interaction
     ├── DeliveryFailedError         one outbox delivery attempt failed
     ├── AuthorizationPageError      an authorization error that must not redirect
@@ -79,6 +80,7 @@ __all__ = [
     "RequestUriNotSupportedError",
     "ServerError",
     "SignInError",
+    "StepUpRefusedError",
     "UnauthorizedClientError",
     "UnsupportedGrantTypeError",
     "UnsupportedResponseTypeError",
@@ -172,6 +174,14 @@ class OtpError(IdpError):
     """A one-time code, recovery code or birth date was not accepted."""
 
     default_description = "That code is not right. Try again."
+
+
+class StepUpRefusedError(OtpError):
+    """The fifth wrong answer to an extra check: the sign-in is refused for good."""
+
+    default_description = (
+        "Too many wrong answers: this sign-in was refused. Start again from the service."
+    )
 
 
 class InteractionError(IdpError):

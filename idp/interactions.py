@@ -23,7 +23,6 @@ another browser, holding only the uid, is asked to sign in first.
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -33,26 +32,31 @@ from sqlalchemy import delete, select, update
 
 from idp import (
     accounts,
-    alerts,
     clients,
     clock,
     codes,
     consents,
     events,
-    mail,
-    otp,
     runtime,
     sessions,
+    step_up,
 )
 from idp.clients import RelyingParty
 from idp.db import db, new_secret, refuse, rowcount, secret_hash, service
-from idp.errors import AccessDeniedError, InteractionError, NotFoundError, OAuthError, OtpError
+from idp.errors import (
+    AccessDeniedError,
+    InteractionError,
+    NotFoundError,
+    OAuthError,
+    StepUpRefusedError,
+)
 from idp.models import Interaction
 from idp.prompts import NextStep, Situation, Step, decide, silent_failure
 from idp.sessions import SessionInfo
 
 __all__ = [
     "AuthorizationRequest",
+    "Next",
     "Pending",
     "Step",
     "abort",
@@ -63,10 +67,10 @@ __all__ = [
     "finish_step_up",
     "forget_user",
     "next_step",
-    "prepare_step_up",
     "purge_expired",
     "resume",
     "start",
+    "step_up_question",
 ]
 
 _STEP_PAGES = {Step.LOGIN: "/login", Step.STEP_UP: "/login/step-up", Step.CONSENT: "/consent"}
@@ -149,12 +153,14 @@ def error_redirect(request: AuthorizationRequest, error: OAuthError) -> OAuthErr
 
 
 def step_up_reasons(request: AuthorizationRequest, session: SessionInfo | None) -> tuple[str, ...]:
-    """Why this request needs a step-up of the session: the client asked for
-    the strong level (``acr_values``) and the session has not reached it.
-    (The risk rules of a sign-in will add theirs.)"""
-    if session is None or session.acr == sessions.ACR_STRONG:
+    """Why this request needs a step-up of the session: the risk rules held
+    its sign-in (``idp.step_up`` has their reasons), or the client asked for
+    the strong level (``acr_values``) and the session has not reached it."""
+    if session is None:
         return ()
-    if sessions.ACR_STRONG in request.acr_values:
+    if session.held:
+        return step_up.reasons_of(session.id) or ("held",)
+    if session.acr != sessions.ACR_STRONG and sessions.ACR_STRONG in request.acr_values:
         return ("acr_values",)
     return ()
 
@@ -166,7 +172,6 @@ def _situation(
     *,
     signed_in_here: bool = False,
     consent_decided_here: bool = False,
-    step_up_done: bool = False,
 ) -> Situation:
     member_disabled = False
     member_unverified = False
@@ -193,7 +198,6 @@ def _situation(
         consent_given=consent_given,
         consent_decided_here=consent_decided_here,
         step_up_reasons=step_up_reasons(request, session),
-        step_up_done=step_up_done,
         idle_minutes=runtime.current().settings.session.idle_minutes,
         now=clock.now(),
     )
@@ -293,7 +297,6 @@ def _decide(row: Interaction, session: SessionInfo | None) -> tuple[NextStep, Re
         bound,
         signed_in_here=bound is not None and row.login_at is not None,
         consent_decided_here=bound is not None and row.consent_scope is not None,
-        step_up_done=bound is not None and row.step_up_at is not None,
     )
     return decide(situation), client
 
@@ -317,11 +320,20 @@ def next_step(uid: str, *, session: SessionInfo | None) -> Pending:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Next:
+    """Where an interaction goes after a step."""
+
+    url: str
+    step: Step
+    reasons: tuple[str, ...]
+
+
 @service
-def finish_login(uid: str, *, session: SessionInfo) -> str:
+def finish_login(uid: str, *, session: SessionInfo) -> Next:
     """The person signed in through this interaction with ``session`` (just
     opened or renewed by the sign-in service, in the same transaction).
-    Binds the interaction to it; returns the next URL."""
+    Binds the interaction to it; returns what comes next."""
     row = _row(uid)
     if row.user_id is not None and row.user_id != session.user_id:
         # Another account signed in midway: earlier consent was not theirs.
@@ -330,7 +342,7 @@ def finish_login(uid: str, *, session: SessionInfo) -> str:
     row.session_id = session.id
     row.login_at = clock.now()
     nxt, _ = _decide(row, session)
-    return _step_url(uid, nxt.step)
+    return Next(url=_step_url(uid, nxt.step), step=nxt.step, reasons=nxt.reasons)
 
 
 @service
@@ -352,111 +364,45 @@ def finish_consent(uid: str, *, session: SessionInfo | None, allow: bool) -> str
     return _step_url(uid, Step.DONE)
 
 
-MAILED_CODE_TTL = dt.timedelta(minutes=10)
-MAX_STEP_UP_FAILURES = 5
-
-
-@dataclass(frozen=True, slots=True)
-class StepUp:
-    """What the step-up page asks now."""
-
-    question: str
-    """``otp`` (a one-time code) or ``birthdate``."""
-    has_totp: bool
-    """Else the code was mailed to the account."""
-    failures: int
-
-
-def _step_up_row(uid: str, session: SessionInfo | None) -> tuple[Interaction, SessionInfo]:
+def _step_up_session(
+    uid: str, session: SessionInfo | None
+) -> tuple[Interaction, SessionInfo, tuple[str, ...]]:
     row = _row(uid)
     nxt, _ = _decide(row, session)
     if nxt.step is not Step.STEP_UP or session is None:
         raise InteractionError("There is no extra check to do for this sign-in.")
-    return row, session
+    return row, session, nxt.reasons
 
 
-@service
-def prepare_step_up(uid: str, *, session: SessionInfo | None) -> StepUp:
-    """The step-up page is shown: what it asks.  A member without TOTP is
-    mailed a six-digit code (once per interaction, again once it expired).
-    Raises InteractionError when no step-up is due."""
-    row, session = _step_up_row(uid, session)
-    has_totp = otp.has_totp(session.user_id)
-    if row.step_up_asked_at is None:
-        # Asked at all: the person is told, whatever the answer will be.
-        row.step_up_asked_at = clock.now()
-        alerts.notify(
-            user_id=session.user_id, ip=session.ip, country=session.country, reasons=["step_up"]
-        )
-    if row.step_up_otp_at is not None:
-        return StepUp(question="birthdate", has_totp=has_totp, failures=row.step_up_failures)
-    expired = row.step_up_code_expires_at is None or row.step_up_code_expires_at <= clock.now()
-    if not has_totp and expired:
-        code, digest = otp.new_mailed_code()
-        row.step_up_code_hash = digest
-        row.step_up_code_expires_at = clock.now() + MAILED_CODE_TTL
-        member = accounts.get(session.user_id)
-        mail.queue(
-            to=member.email,
-            user_id=member.id,
-            template="signin_code",
-            context={"name": member.name or member.username, "code": code},
-        )
-    return StepUp(question="otp", has_totp=has_totp, failures=row.step_up_failures)
+def step_up_question(uid: str, *, session: SessionInfo | None) -> step_up.Question:
+    """The step-up page of this interaction is shown: what it asks (see
+    ``idp.step_up.prepare``).  Raises InteractionError when none is due."""
+    _, session, reasons = _step_up_session(uid, session)
+    return step_up.prepare(session, reasons=reasons)
 
 
 @service
 def finish_step_up(uid: str, *, session: SessionInfo | None, answer: str) -> str:
     """Check the answer to the step-up's question; returns the next URL.
 
-    Passing keeps the first sign-in method in the session's ``amr`` and adds
-    ``otp`` and ``mfa`` (``acr`` becomes ``urn:idp:acr:2``).  A wrong answer
-    is counted (committed) and raises OtpError; the fifth refuses the
-    sign-in for good (the client learns ``access_denied``)."""
-    row, session = _step_up_row(uid, session)
-    settings = runtime.current().settings
-    now = clock.now()
-    if row.step_up_otp_at is None:
-        passed = otp.verify(session.user_id, answer) is not None
-        if not passed and row.step_up_code_hash is not None:
-            passed = bool(
-                row.step_up_code_expires_at is not None
-                and row.step_up_code_expires_at > now
-                and hmac.compare_digest(row.step_up_code_hash, secret_hash(answer.strip()))
-            )
-        if not passed:
-            _step_up_failed(row.id)
-        row.step_up_otp_at = now
-        row.step_up_code_hash = None
-        if settings.risk.birthdate_question and accounts.get(session.user_id).birthdate:
-            return _step_url(uid, Step.STEP_UP)
-    else:
-        birthdate = accounts.get(session.user_id).birthdate
-        if birthdate is None or answer.strip() != birthdate.isoformat():
-            _step_up_failed(row.id)
-    row.step_up_at = now
-    stepped = sessions.add_factors(session.id, ["otp", "mfa"])
-    nxt, _ = _decide(row, stepped)
+    A wrong answer raises OtpError (counted); the fifth raises
+    StepUpRefusedError, and the client then learns ``access_denied``."""
+    row, session, _ = _step_up_session(uid, session)
+    row_id = row.id
+    try:
+        stepped = step_up.answer(session, answer)
+    except StepUpRefusedError as e:
+        refuse(e, record=lambda: _mark_refused(row_id))
+    if stepped is None:
+        return _step_url(uid, Step.STEP_UP)  # the birth date comes next
+    nxt, _ = _decide(_row(uid), stepped)
     return _step_url(uid, nxt.step)
 
 
-def _step_up_failed(row_id: int) -> None:
-    def record() -> None:
-        db.session.execute(
-            update(Interaction)
-            .where(Interaction.id == row_id)
-            .values(step_up_failures=Interaction.step_up_failures + 1)
-        )
-        failures = db.session.scalar(
-            select(Interaction.step_up_failures).where(Interaction.id == row_id)
-        )
-        if failures is not None and failures >= MAX_STEP_UP_FAILURES:
-            db.session.execute(
-                update(Interaction).where(Interaction.id == row_id).values(error="access_denied")
-            )
-
-    error = OtpError("That is not right. Try again.")
-    refuse(error, record=record)
+def _mark_refused(row_id: int) -> None:
+    db.session.execute(
+        update(Interaction).where(Interaction.id == row_id).values(error="access_denied")
+    )
 
 
 @service

@@ -11,7 +11,7 @@
   conditional update (two simultaneous uses of one code: one wins).
 * A recovery code is spent by a conditional update too.
 * A six-digit code mailed for a step-up (members without TOTP) belongs to
-  its interaction and is checked there (``idp.interactions``); this module
+  its sign-in session and is checked there (``idp.step_up``); this module
   makes it.
 
 The TOTP secret itself must stay readable to compute codes, so it is the one

@@ -8,8 +8,9 @@ loads, and before a code is issued, so the decision cannot drift between
 places.  No I/O here: the caller passes everything in.
 
 The step-up step sits between sign-in and consent.  Its reasons come from
-the caller (the risk rules of a sign-in); a request whose step-up is done
-goes on to consent.
+the caller (a sign-in the risk rules held, or ``acr_values`` the session has
+not reached); once the session passed it they are gone and the request goes
+on to consent.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ class Situation:
     """Earlier consent covers every scope asked for."""
     consent_decided_here: bool
     step_up_reasons: tuple[str, ...]
-    step_up_done: bool
+    """Why the session must pass an extra check first (empty: it need not):
+    its sign-in was held by the risk rules, or the client asks for more than
+    the session reached.  Passing it empties them."""
     idle_minutes: int
     now: dt.datetime
 
@@ -147,7 +150,7 @@ def decide(s: Situation) -> NextStep:
     """The next step of an authorization request."""
     if reasons := login_reasons(s):
         return NextStep(Step.LOGIN, tuple(reasons))
-    if s.step_up_reasons and not s.step_up_done:
+    if s.step_up_reasons:
         return NextStep(Step.STEP_UP, s.step_up_reasons)
     if reasons := consent_reasons(s):
         return NextStep(Step.CONSENT, tuple(reasons))

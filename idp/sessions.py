@@ -42,12 +42,15 @@ from idp.models import AccessToken, RefreshToken, SessionClient, SignInSession
 
 __all__ = [
     "ACR_VALUES",
+    "MISUSE_REASONS",
     "LogoutReason",
     "LogoutReport",
     "SessionInfo",
     "StartedSession",
     "acr_for",
     "add_factors",
+    "countries_active_since",
+    "device_forced_out_since",
     "force_logout",
     "get",
     "list_for_user",
@@ -90,6 +93,9 @@ class SessionInfo:
     last_seen_at: dt.datetime
     expires_at: dt.datetime
     ended_at: dt.datetime | None
+    held: bool = False
+    """Waiting for the extra check the risk rules asked (``idp.step_up``):
+    it serves nothing until then."""
 
     def is_live(self, now: dt.datetime) -> bool:
         return self.ended_at is None and self.expires_at > now
@@ -119,6 +125,7 @@ class SessionInfo:
             "auth_time": int(self.auth_time.timestamp()),
             "amr": list(self.amr),
             "stay_signed_in": self.remember,
+            "held": self.held,
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
         }
 
@@ -146,6 +153,7 @@ def _info(row: SignInSession) -> SessionInfo:
         last_seen_at=row.last_seen_at,
         expires_at=row.expires_at,
         ended_at=row.ended_at,
+        held=row.held,
     )
 
 
@@ -168,8 +176,13 @@ def start(
     device_id: str | None = None,
     country: str | None = None,
     replaces: str | None = None,
+    held: bool = False,
 ) -> StartedSession:
     """Open a session for a person who just proved who they are.
+
+    ``held``: the risk rules want an extra check first (``idp.step_up``);
+    the session serves nothing until :func:`add_factors` lifts the hold, and
+    ends on its own after ``tokens.interaction_ttl_seconds`` if it is not.
 
     ``replaces`` names the browser's current session.  The same person
     signing in again (``prompt=login``, ``max_age``) keeps that session --
@@ -196,7 +209,11 @@ def start(
     row.amr = list(amr)
     row.acr = acr_for(amr)
     row.last_seen_at = now
+    row.held = held
     row.expires_at = _expiry(row, now, policy)
+    if held:
+        hold = dt.timedelta(seconds=runtime.current().settings.tokens.interaction_ttl_seconds)
+        row.expires_at = min(row.expires_at, now + hold)
     events.record(
         "session.started",
         user_id=user_id,
@@ -205,6 +222,7 @@ def start(
         amr=list(amr),
         remember=remember,
         device_id=device_id,
+        held=held,
     )
     db.session.flush()
     return StartedSession(session=_info(row), cookie_value=cookie_value)
@@ -212,29 +230,35 @@ def start(
 
 def add_factors(session_id: str, factors: list[str]) -> SessionInfo:
     """A step-up passed in this session: its ``amr`` keeps the first method
-    and gains ``factors`` (``otp``, ``mfa``), and its ``acr`` rises with
-    them.  Joins the caller's transaction."""
+    and gains ``factors`` (``otp``, ``mfa``), its ``acr`` rises with them,
+    and a hold is lifted (the session then lives by its policy).  Joins the
+    caller's transaction."""
     row = db.session.get(SignInSession, session_id)
-    if row is None:
+    if row is None or row.ended_at is not None:
         raise NotFoundError("no such session")
     amr = list(row.amr)
     amr += [f for f in factors if f not in amr]
     row.amr = amr
     row.acr = acr_for(amr)
+    if row.held:
+        row.held = False
+        row.expires_at = _expiry(row, clock.now(), runtime.current().settings.session)
     events.record("session.stepped_up", user_id=row.user_id, session_id=row.id, amr=amr)
     db.session.flush()
     return _info(row)
 
 
-def resolve(cookie_value: str | None) -> SessionInfo | None:
-    """The live session behind a cookie value, else None.  Writes nothing:
-    the caller slides it with :func:`touch` when ``touch_due``."""
+def resolve(cookie_value: str | None, *, held: bool = False) -> SessionInfo | None:
+    """The live session behind a cookie value, else None.  A held session
+    (waiting for its extra check) is found only with ``held=True``, which
+    only the step-up page asks.  Writes nothing: the caller slides it with
+    :func:`touch` when ``touch_due``."""
     if not cookie_value or len(cookie_value) > 100:
         return None
     row = db.session.scalar(
         select(SignInSession).where(SignInSession.cookie_hash == secret_hash(cookie_value))
     )
-    if row is None or not _info(row).is_live(clock.now()):
+    if row is None or row.held != held or not _info(row).is_live(clock.now()):
         return None
     return _info(row)
 
@@ -244,7 +268,7 @@ def touch(session_id: str, policy: SessionSettings) -> SessionInfo | None:
     """A use of the session: slide its expiry (unless it ended meanwhile)."""
     now = clock.now()
     row = db.session.get(SignInSession, session_id)
-    if row is None or row.ended_at is not None or row.expires_at <= now:
+    if row is None or row.held or row.ended_at is not None or row.expires_at <= now:
         return None
     row.last_seen_at = now
     row.expires_at = _expiry(row, now, policy)
@@ -327,8 +351,51 @@ class LogoutReason(StrEnum):
     PASSWORD_RESET = "password_reset"  # noqa: S105 - a reason, not a secret
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a secret
     SUSPICIOUS_ACTIVITY = "suspicious_activity"
+    STEP_UP_REFUSED = "step_up_refused"
+    """The fifth wrong answer to an extra check."""
     REPLACED = "replaced"
     """Another account signed in on the same browser."""
+
+
+MISUSE_REASONS = frozenset(
+    {
+        LogoutReason.REFRESH_TOKEN_REUSE,
+        LogoutReason.SUSPICIOUS_ACTIVITY,
+        LogoutReason.STEP_UP_REFUSED,
+    }
+)
+"""Forced logouts for suspected misuse: the device is suspect for a while."""
+
+
+def countries_active_since(user_id: str, since: dt.datetime) -> frozenset[str]:
+    """Countries of the person's sessions that were in use since ``since``
+    (signed out since or not; held ones do not count).  The same device
+    counts too: a device cookie is no credential, and one that moves across
+    borders within hours was copied as often as it was carried."""
+    query = select(SignInSession.country).where(
+        SignInSession.user_id == user_id,
+        SignInSession.last_seen_at >= since,
+        SignInSession.country.is_not(None),
+        SignInSession.held.is_(False),
+    )
+    return frozenset(c for c in db.session.scalars(query.distinct()) if c)
+
+
+def device_forced_out_since(device_id: str | None, since: dt.datetime) -> bool:
+    """Whether a session on this device (of any account) was forced out for
+    suspected misuse since ``since``."""
+    if device_id is None:
+        return False
+    found = db.session.scalar(
+        select(SignInSession.id)
+        .where(
+            SignInSession.device_id == device_id,
+            SignInSession.ended_at >= since,
+            SignInSession.end_reason.in_([str(r) for r in MISUSE_REASONS]),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 _KEEPS_OFFLINE_TOKENS = frozenset({LogoutReason.SIGNOUT, LogoutReason.RP_LOGOUT})

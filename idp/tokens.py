@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from idp import accounts, clock, events, mail, runtime, sessions
+from idp import accounts, alerts, clock, events, risk, runtime, sessions
 from idp.clients import RelyingParty
 from idp.db import db, new_secret, refuse, rowcount, secret_hash, service
 from idp.errors import InvalidGrantError, InvalidTokenError, NotFoundError
@@ -460,18 +460,22 @@ def _reread(token_id: int) -> RefreshToken | None:
 
 
 def _reuse_within_grace(grant: RefreshGrant, *, confidential: bool, now: dt.datetime) -> None:
-    """Return if this reuse is a confidential client's overlapping request;
-    else revoke the family, force the session out, commit that, and raise."""
+    """Return if this reuse is a confidential client's overlapping request
+    (``idp.risk``); else revoke the family, force the session out, commit
+    that, and raise."""
     assert grant.spent_at is not None  # noqa: S101 - only spent tokens come here
-    grace = dt.timedelta(seconds=runtime.current().settings.tokens.refresh_reuse_seconds)
-    if confidential and grace and now - grant.spent_at < grace:
+    grace_seconds = runtime.current().settings.tokens.refresh_reuse_seconds
+    decision = risk.assess_refresh_reuse(
+        confidential=confidential, since_rotation=now - grant.spent_at, grace_seconds=grace_seconds
+    )
+    if decision.action is risk.Action.ALLOW:
         # A conditional write: the family may have been revoked meanwhile.
         counted = db.session.execute(
             update(RefreshToken)
             .where(
                 RefreshToken.id == grant.id,
                 RefreshToken.revoked_at.is_(None),
-                RefreshToken.spent_at > now - grace,
+                RefreshToken.spent_at > now - dt.timedelta(seconds=grace_seconds),
             )
             .values(grace_uses=RefreshToken.grace_uses + 1)
         )
@@ -506,23 +510,12 @@ def _end_reused_family(grant: RefreshGrant) -> None:
         reason=sessions.LogoutReason.REFRESH_TOKEN_REUSE,
         actor="system",
     )
-    try:
-        member = accounts.get(grant.user_id)
-    except NotFoundError:
-        return
-    mail.queue(
-        to=member.email,
-        user_id=member.id,
-        template="signin_ended",
-        context={
-            "name": member.name or member.username,
-            "when": clock.now(),
-            "reason": (
-                "A service presented a sign-in token of yours that had already been used, "
-                "so someone else may have a copy of it. We ended that sign-in to be safe."
-            ),
-            "link": runtime.current().settings.url("/recover/password"),
-        },
+    alerts.signin_ended(
+        user_id=grant.user_id,
+        reason=(
+            "A service presented a sign-in token of yours that had already been used, "
+            "so someone else may have a copy of it. We ended that sign-in to be safe."
+        ),
     )
 
 

@@ -30,6 +30,7 @@ from idp import (
     passkeys,
     qr,
     recovery,
+    runtime,
     security_events,
     sessions,
     tokens,
@@ -38,7 +39,7 @@ from idp.db import db, service
 from idp.errors import DeliveryFailedError
 from idp.outbox import OutboxItem
 
-__all__ = ["backoff", "purge_expired", "run_forever", "run_once"]
+__all__ = ["backoff", "purge_expired", "purge_old_attempts", "run_forever", "run_once"]
 
 log = logging.getLogger("idp.worker")
 
@@ -142,6 +143,20 @@ def purge_expired() -> None:
     outbox.purge_finished(KEEP_FINISHED)
 
 
+@service
+def _purge_attempt_batch(before: dt.datetime) -> int:
+    return events.purge_attempts(before)
+
+
+def purge_old_attempts() -> None:
+    """Delete sign-in attempts older than ``events.signin_retention_days``,
+    a batch per transaction, so that no purge holds a long lock."""
+    days = runtime.current().settings.events.signin_retention_days
+    before = clock.now() - dt.timedelta(days=days)
+    while _purge_attempt_batch(before) >= events.PURGE_BATCH:
+        pass
+
+
 def run_forever(stop: threading.Event, *, poll_seconds: float = 0.5) -> None:
     """Deliver and purge until ``stop`` is set (needs an app context)."""
     last_purge: dt.datetime | None = None
@@ -151,6 +166,7 @@ def run_forever(stop: threading.Event, *, poll_seconds: float = 0.5) -> None:
             now = clock.now()
             if last_purge is None or not last_purge <= now < last_purge + PURGE_EVERY:
                 purge_expired()
+                purge_old_attempts()
                 last_purge = now
         except Exception:  # the database may be away for a moment: keep going
             log.exception("worker pass failed")

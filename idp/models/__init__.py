@@ -4,7 +4,7 @@ from idp.models.alerts import Sighting
 from idp.models.clients import Client
 from idp.models.codes import AuthorizationCode
 from idp.models.consents import Consent
-from idp.models.events import AuditEvent
+from idp.models.events import AuditEvent, SignInAttempt
 from idp.models.interactions import Interaction
 from idp.models.links import EmailLink
 from idp.models.otp import RecoveryCode, TotpCredential
@@ -12,6 +12,7 @@ from idp.models.outbox import OutboxMessage
 from idp.models.passkeys import Passkey, WebauthnChallenge
 from idp.models.qr import QrRequest
 from idp.models.sessions import SessionClient, SignInSession
+from idp.models.step_ups import StepUp
 from idp.models.tokens import AccessToken, RefreshToken
 from idp.models.tombstones import Tombstone
 from idp.models.users import User
@@ -31,7 +32,9 @@ __all__ = [
     "RefreshToken",
     "SessionClient",
     "Sighting",
+    "SignInAttempt",
     "SignInSession",
+    "StepUp",
     "Tombstone",
     "TotpCredential",
     "User",

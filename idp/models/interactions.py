@@ -27,16 +27,6 @@ class Interaction(Base):
     login_at: Mapped[dt.datetime | None]
     """When the person signed in through this interaction: ``prompt=login``
     and ``max_age`` are then satisfied."""
-    step_up_asked_at: Mapped[dt.datetime | None]
-    """When the step-up was first asked (the login notification went then)."""
-    step_up_at: Mapped[dt.datetime | None]
-    """When the step-up (one-time code, birth date) was passed in this interaction."""
-    step_up_otp_at: Mapped[dt.datetime | None]
-    """When its one-time code was accepted (the birth date may still be asked)."""
-    step_up_failures: Mapped[int] = mapped_column(default=0)
-    step_up_code_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
-    """SHA-256 of the six-digit code mailed for the step-up (no TOTP set up)."""
-    step_up_code_expires_at: Mapped[dt.datetime | None]
     consent_scope: Mapped[str | None] = mapped_column(String(500))
     error: Mapped[str | None] = mapped_column(String(32))
     """Set when the person refused: resume answers the client with it."""

@@ -18,7 +18,7 @@ class SignInSession(Base):
     cookie_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     """SHA-256 of the ``idp_session`` cookie value."""
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    device_id: Mapped[str | None] = mapped_column(String(64))
+    device_id: Mapped[str | None] = mapped_column(String(64), index=True)
     ip: Mapped[str] = mapped_column(String(45))
     country: Mapped[str | None] = mapped_column(String(2))
     user_agent: Mapped[str] = mapped_column(String(400), default="")
@@ -30,6 +30,9 @@ class SignInSession(Base):
     last_seen_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
     """The hard end: idle or sliding window, never past the remember cap."""
+    held: Mapped[bool] = mapped_column(default=False)
+    """The sign-in waits for an extra check (``idp.step_up``) that the risk
+    rules asked: until it is passed the session serves nothing."""
     ended_at: Mapped[dt.datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(32))
 

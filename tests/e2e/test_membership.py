@@ -21,7 +21,7 @@ import pyotp
 import pytest
 import requests
 
-from tests.support.flows import redeem, refresh
+from tests.support.flows import answer_step_up, redeem, refresh
 from tests.support.harness import (
     Browser,
     LiveIdp,
@@ -396,17 +396,6 @@ def _id_claims(tokens: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
 
 
-def _answer(browser: Browser, page: requests.Response, field: str, value: str) -> requests.Response:
-    form = "otp-form" if field == "otp" else "birthdate-form"
-    assert f'id="{form}"' in page.text, page.text[:500]
-    uid = re.search(r'name="interaction" value="([^"]+)"', page.text)
-    assert uid
-    return browser.post(
-        "/login/step-up",
-        {"csrf_token": csrf_token(page.text), "interaction": uid.group(1), field: value},
-    )
-
-
 def test_a_step_up_with_totp_adds_otp_and_mfa_and_a_code_works_once(
     idp: LiveIdp, smtp: SmtpServer
 ) -> None:
@@ -418,7 +407,7 @@ def test_a_step_up_with_totp_adds_otp_and_mfa_and_a_code_works_once(
     page = browser.follow(browser.get(url))
     assert 'id="login-form"' not in page.text  # signed in already: the step-up only
     code = _next_code(totp)
-    leaving = browser.follow(_answer(browser, page, "otp", code))
+    leaving = browser.follow(answer_step_up(browser, page, "otp", code))
     tokens = redeem(idp, shop, callback_params(leaving)["code"], verifier).json()
 
     claims = _id_claims(tokens)
@@ -434,12 +423,12 @@ def test_a_totp_code_is_never_accepted_twice(idp: LiveIdp, smtp: SmtpServer) -> 
     first = Browser(idp.url)
     first.sign_in(first.get("/login"), username, PASSWORD)
     page = first.follow(first.get(_strong_request(idp, shop)[0]))
-    assert "code=" in first.follow(_answer(first, page, "otp", code)).headers["Location"]
+    assert "code=" in first.follow(answer_step_up(first, page, "otp", code)).headers["Location"]
 
     second = Browser(idp.url)
     second.sign_in(second.get("/login"), username, PASSWORD)
     page = second.follow(second.get(_strong_request(idp, shop)[0]))
-    again = _answer(second, page, "otp", code)
+    again = answer_step_up(second, page, "otp", code)
     assert again.status_code == 400
     assert 'role="alert"' in again.text
 
@@ -452,7 +441,7 @@ def test_a_recovery_code_passes_a_step_up_once(idp: LiveIdp, smtp: SmtpServer) -
         other = Browser(idp.url)
         other.sign_in(other.get("/login"), username, PASSWORD)
         page = other.follow(other.get(_strong_request(idp, shop)[0]))
-        assert _answer(other, page, "otp", codes[0]).status_code == expected
+        assert answer_step_up(other, page, "otp", codes[0]).status_code == expected
 
 
 def test_without_totp_the_step_up_code_comes_by_mail(idp: LiveIdp, smtp: SmtpServer) -> None:
@@ -465,10 +454,12 @@ def test_without_totp_the_step_up_code_comes_by_mail(idp: LiveIdp, smtp: SmtpSer
     assert links_in(message) == []
     code = re.search(r"\b(\d{6})\b", text_of(message))
     assert code
-    wrong = _answer(browser, page, "otp", "000000" if code.group(1) != "000000" else "111111")
+    wrong = answer_step_up(
+        browser, page, "otp", "000000" if code.group(1) != "000000" else "111111"
+    )
     assert wrong.status_code == 400
     assert 'role="alert"' in wrong.text
-    leaving = browser.follow(_answer(browser, wrong, "otp", code.group(1)))
+    leaving = browser.follow(answer_step_up(browser, wrong, "otp", code.group(1)))
 
     tokens = redeem(idp, shop, callback_params(leaving)["code"], verifier).json()
     assert _id_claims(tokens)["amr"] == ["pwd", "otp", "mfa"]
@@ -479,7 +470,7 @@ def test_the_fifth_wrong_answer_refuses_the_sign_in(idp: LiveIdp, smtp: SmtpServ
     shop = idp.create_client(first_party=True)
     page = browser.follow(browser.get(_strong_request(idp, shop)[0]))
     for _ in range(5):
-        page = _answer(browser, page, "otp", "999999")
+        page = answer_step_up(browser, page, "otp", "999999")
     assert page.status_code == 403
     assert "refused" in page.text
     assert 'role="alert"' in page.text
@@ -497,7 +488,7 @@ def test_a_password_sign_in_is_stepped_up_when_the_service_asks(
     page = browser.sign_in(browser.follow(browser.get(url)), username, PASSWORD)
     code = re.search(r"\b(\d{6})\b", text_of(mail_to(smtp, email, "Your sign-in code")))
     assert code
-    leaving = browser.follow(_answer(browser, page, "otp", code.group(1)))
+    leaving = browser.follow(answer_step_up(browser, page, "otp", code.group(1)))
 
     tokens = redeem(idp, shop, callback_params(leaving)["code"], verifier).json()
     assert _id_claims(tokens)["acr"] == "urn:idp:acr:2"

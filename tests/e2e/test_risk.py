@@ -125,8 +125,10 @@ def _passkey_of(idp: LiveIdp, username: str) -> SoftAuthenticator:
     return phone
 
 
-def test_a_passkey_still_signs_in_during_the_lock(idp: LiveIdp) -> None:
-    member = idp.create_user()
+def test_a_passkey_still_signs_in_during_the_lock_and_is_notified(
+    idp: LiveIdp, smtp: SmtpServer
+) -> None:
+    member = idp.create_user(email=f"{secrets.token_hex(5)}@example.com")
     phone = _passkey_of(idp, member.username)
     for _ in range(3):
         _attempt(idp, member.username, "wrong password")
@@ -146,6 +148,8 @@ def test_a_passkey_still_signs_in_during_the_lock(idp: LiveIdp) -> None:
 
     assert reply.status_code == 200, reply.text
     assert reply.json()["redirect"] == idp.url + "/account"
+    # Two browsers, two first sign-ins: each was noticed, the passkey's too.
+    assert eventually(lambda: len(_notices(smtp, member.email)) == 2)
 
 
 def test_a_password_reset_lifts_the_lock(idp: LiveIdp, smtp: SmtpServer) -> None:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from tests.support.harness import Browser, LiveIdp, authorization_url, callback_params, pkce_pair
+from tests.support.harness import (
+    Browser,
+    LiveIdp,
+    authorization_url,
+    callback_params,
+    csrf_token,
+    pkce_pair,
+)
 
 
 @dataclass
@@ -107,3 +115,18 @@ def introspect(idp: LiveIdp, client: Any, token: str) -> dict[str, Any]:
     assert reply.status_code == 200, reply.text
     body: dict[str, Any] = reply.json()
     return body
+
+
+def answer_step_up(
+    browser: Browser, page: requests.Response, field: str, value: str
+) -> requests.Response:
+    """Answer the step-up page's ``form#otp-form`` (``field`` ``otp``) or
+    ``form#birthdate-form``; the unfollowed reply."""
+    form = "otp-form" if field == "otp" else "birthdate-form"
+    assert f'id="{form}"' in page.text, page.text[:500]
+    data = {"csrf_token": csrf_token(page.text), field: value}
+    for hidden in ("interaction", "next"):
+        found = re.search(rf'name="{hidden}" value="([^"]*)"', page.text)
+        if found:
+            data[hidden] = found.group(1)
+    return browser.post("/login/step-up", data)

@@ -74,6 +74,7 @@ def make_settings(
     issuer: str,
     extra: str = "",
     smtp_port: int | None = None,
+    trusted_proxies: int = 0,
 ) -> Settings:
     """Write ``root/idp.toml`` and load it as the provider would.  Mail goes
     to files under ``root/mail``, or to an SMTP server on ``smtp_port``."""
@@ -86,6 +87,7 @@ def make_settings(
     text = f"""
 [server]
 issuer = "{issuer}"
+trusted_proxies = {trusted_proxies}
 
 [database]
 url = "{database_url}"
@@ -211,6 +213,7 @@ def start_live_idp(
     name: str,
     extra_config: str = "",
     smtp_port: int | None = None,
+    trusted_proxies: int = 0,
 ) -> Iterator[LiveIdp]:
     port = free_port()
     url = f"http://localhost:{port}"
@@ -221,6 +224,7 @@ def start_live_idp(
         issuer=url,
         extra=extra_config,
         smtp_port=smtp_port,
+        trusted_proxies=trusted_proxies,
     )
     config_path = root / "idp.toml"
     clock_path = root / "clock-offset"

@@ -84,7 +84,6 @@ def decide_for(
     signed_in_here: bool = False,
     consent_decided_here: bool = False,
     step_up_reasons: tuple[str, ...] = (),
-    step_up_done: bool = False,
 ) -> NextStep:
     return decide(
         Situation(
@@ -98,7 +97,6 @@ def decide_for(
             consent_given=consent_given,
             consent_decided_here=consent_decided_here,
             step_up_reasons=step_up_reasons,
-            step_up_done=step_up_done,
             idle_minutes=IDLE_MINUTES,
             now=NOW,
         )
@@ -197,10 +195,9 @@ def test_step_up_comes_after_sign_in_and_before_consent() -> None:
     assert decision == NextStep(Step.STEP_UP, ("travel",))
 
 
-def test_a_step_up_passed_goes_on_to_consent() -> None:
-    decision = decide_for(
-        session=a_session(), consent_given=False, step_up_reasons=("travel",), step_up_done=True
-    )
+def test_a_session_with_nothing_left_to_check_goes_on_to_consent() -> None:
+    # Passing the step-up empties its reasons (idp.step_up).
+    decision = decide_for(session=a_session(), consent_given=False, step_up_reasons=())
 
     assert decision == NextStep(Step.CONSENT, ("scopes_not_granted",))
 

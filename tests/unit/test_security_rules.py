@@ -17,7 +17,7 @@ from idp import backchannel, outbox
 from idp.config import LogoutSettings, ServerSettings, Settings
 from idp.db import db
 from idp.errors import DeliveryFailedError
-from idp.models import AuditEvent
+from idp.models import SignInAttempt
 from tests.support.harness import app_for, csrf_token
 
 
@@ -129,8 +129,12 @@ def test_a_failed_sign_in_is_recorded_whether_or_not_the_account_exists(app: Fla
     token = csrf_token(http.get("/login").text)
     http.post("/login", data={"csrf_token": token, "username": "nobody", "password": "guess"})
 
-    kinds = db.session.scalars(select(AuditEvent.kind).where(AuditEvent.user_id.is_(None))).all()
-    assert "signin.failed" in kinds
+    attempts = db.session.execute(
+        select(SignInAttempt.method, SignInAttempt.result, SignInAttempt.reason).where(
+            SignInAttempt.user_id.is_(None)
+        )
+    ).all()
+    assert [tuple(a) for a in attempts] == [("pwd", "failure", "unknown_user")]
 
 
 def test_the_qr_image_is_the_svg_element_itself(app: Flask) -> None:
