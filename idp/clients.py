@@ -4,7 +4,14 @@ Redirect URIs are compared as exact strings (RFC 9700 §4.1.3): no prefix,
 wildcard or normalisation, so an attacker cannot find a sibling URI that
 still matches.  Client secrets are 256-bit random values; a SHA-256 digest
 compared in constant time is as strong as a password hash for them and costs
-nothing on the token endpoint's hot path."""
+nothing on the token endpoint's hot path.
+
+Every token, introspection and revocation request looks its client up, so
+:func:`lookup` keeps what it found for ``CACHE_SECONDS`` in this process (a
+registration is never changed in place today; whatever comes to change one
+must call :func:`forget`, and other processes see it within that time).  An
+unknown ``client_id`` is never remembered: a client registered a moment ago
+is found at once."""
 
 from __future__ import annotations
 
@@ -12,9 +19,12 @@ import datetime as dt
 import hmac
 import ipaddress
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from flask import current_app
 from sqlalchemy import select
 
 from idp import clock, events
@@ -29,6 +39,7 @@ __all__ = [
     "RelyingParty",
     "check_secret",
     "create",
+    "forget",
     "get",
     "lookup",
 ]
@@ -186,12 +197,39 @@ def create(
     return Registered(client=_relying_party(row), client_secret=secret)
 
 
+CACHE_SECONDS = 30.0
+_CACHE = "idp.clients.cache"
+_cache_lock = threading.Lock()
+
+
+def _cache() -> dict[str, tuple[float, RelyingParty]]:
+    """This application's cache (one per app: the tests build many in one process)."""
+    cache: dict[str, tuple[float, RelyingParty]] = current_app.extensions.setdefault(_CACHE, {})
+    return cache
+
+
 def lookup(client_id: str) -> RelyingParty | None:
     """The relying party with this ``client_id``, or None."""
     if not client_id or len(client_id) > 64:
         return None
+    cache = _cache()
+    cached = cache.get(client_id)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < CACHE_SECONDS:
+        return cached[1]
     row = db.session.scalar(select(Client).where(Client.client_id == client_id))
-    return _relying_party(row) if row else None
+    if row is None:
+        return None
+    rp = _relying_party(row)
+    with _cache_lock:
+        cache[client_id] = (now, rp)
+    return rp
+
+
+def forget(client_id: str) -> None:
+    """Drop a cached registration (call it whenever one changes)."""
+    with _cache_lock:
+        _cache().pop(client_id, None)
 
 
 def get(client_id: str) -> RelyingParty:

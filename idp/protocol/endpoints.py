@@ -28,6 +28,7 @@ from werkzeug.wrappers import Response
 from idp import accounts, errors, runtime, sessions, tokens
 from idp.errors import NotFoundError, OAuthError, RateLimitedError
 from idp.protocol.authorization import reject_repeated
+from idp.protocol.documents import PublishedDocuments
 from idp.protocol.server import (
     authenticate_endpoint_client,
     build_resource_protector,
@@ -169,8 +170,13 @@ def render_error(e: Exception) -> Response:
 # --- discovery and keys ---------------------------------------------------------
 
 
-@bp.get("/.well-known/openid-configuration")
-@bp.get("/.well-known/oauth-authorization-server")
+DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
+
+
+# GET and HEAD of these two are answered before Flask (published_documents);
+# the views give every other method its 405 with Allow, as any route does.
+@bp.get(DISCOVERY_PATHS[0])
+@bp.get(DISCOVERY_PATHS[1])
 def discovery() -> Response:
     body: bytes = current_app.extensions[_DISCOVERY]
     response = Response(body, mimetype="application/json")
@@ -282,6 +288,19 @@ def userinfo() -> Response:
     if member.disabled:
         raise errors.InvalidTokenError("The account is disabled.")
     return json_response(accounts.userinfo_claims(member, access.scopes))
+
+
+def published_documents(app: Flask) -> PublishedDocuments:
+    """The WSGI layer that answers discovery and the JWKS before Flask
+    (``idp.protocol.documents``); the views below stay for what it passes on."""
+    keys = runtime.current_from(app).keys
+    return PublishedDocuments(
+        app.wsgi_app,
+        discovery=app.extensions[_DISCOVERY],
+        discovery_paths=DISCOVERY_PATHS,
+        jwks=keys.jwks_bytes,
+        jwks_path="/jwks.json",
+    )
 
 
 def install(app: Flask, issuer: str) -> None:

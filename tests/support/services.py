@@ -121,7 +121,12 @@ class PostgresCluster:
     user, because PostgreSQL refuses to run as root.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False, cpu: int | None = None) -> None:
+        """``durable``: fsync and synchronous commits as in production (the
+        tests turn them off for speed; the benchmark keeps them).  ``cpu``:
+        pin the server's processes to this CPU."""
+        self._durable = durable
+        self._cpu = cpu
         self._tmpdir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -145,6 +150,13 @@ class PostgresCluster:
     @property
     def log_path(self) -> Path:
         return self._dir / "postgres.log"
+
+    @property
+    def process_group(self) -> int:
+        """The server's process group (every backend is in it)."""
+        if self._proc is None:
+            raise RuntimeError("PostgresCluster is not running")
+        return self._proc.pid
 
     def create_database(self, name: str) -> str:
         """Create database ``name`` (a plain SQL identifier); return its URL."""
@@ -229,16 +241,16 @@ class PostgresCluster:
             f"listen_addresses={_HOST}",
             "-c",
             f"unix_socket_directories={self._socket_dir}",
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
         ]
+        if not self._durable:
+            argv += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
+            argv += ["-c", "full_page_writes=off"]
+        wrapped = _wrap_as_user(self._run_as, argv)
+        if self._cpu is not None:
+            wrapped = ["taskset", "-c", str(self._cpu), *wrapped]
         # Own session: a Ctrl-C on the test runner must not race __exit__.
         self._proc = subprocess.Popen(  # S603 ok: fixed argv, our own binaries
-            _wrap_as_user(self._run_as, argv),
+            wrapped,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -373,7 +385,12 @@ class PostgresCluster:
 class RedisServer:
     """A private ``redis-server`` on 127.0.0.1 without persistence."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False, cpu: int | None = None) -> None:
+        """``durable``: fsync and synchronous commits as in production (the
+        tests turn them off for speed; the benchmark keeps them).  ``cpu``:
+        pin the server's processes to this CPU."""
+        self._durable = durable
+        self._cpu = cpu
         self._tmpdir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
