@@ -28,6 +28,8 @@ import functools
 import hashlib
 import json
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
@@ -35,9 +37,12 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, Executable, MetaData, Row, Text, TypeDecorator, event
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, registry
+from sqlalchemy.pool import Pool
 
 __all__ = [
+    "AnyRow",
     "Base",
     "JsonList",
     "UtcDateTime",
@@ -52,6 +57,9 @@ __all__ = [
     "secret_hash",
     "service",
 ]
+
+AnyRow = Row[*tuple[Any, ...]]
+"""A result row of any columns (read by attribute name)."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -138,10 +146,90 @@ def configure_engine(url: str) -> dict[str, Any]:
     """Engine options per backend.
 
     SQLite (the laptop default) waits for a lock instead of failing at once
-    and runs in WAL mode so that readers do not block the writer."""
+    and runs in WAL mode so that readers do not block the writer.  A
+    PostgreSQL connection is checked before use only when it sat idle a
+    while (:func:`_ping_if_idle`), not on every checkout as ``pool_pre_ping``
+    would: that round trip cost a third of the throughput of introspection
+    and UserInfo (``make bench``)."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    return {"pool_size": 10, "max_overflow": 20}
+
+
+IDLE_PING_SECONDS = 5.0
+"""A pooled connection unused this long is pinged before it is handed out:
+the database may have restarted, or a firewall dropped the idle socket."""
+
+
+@event.listens_for(Pool, "checkin")
+def _note_idle(dbapi_connection: Any, connection_record: Any) -> None:
+    connection_record.info["idle_since"] = time.monotonic()
+
+
+@event.listens_for(Pool, "checkout")
+def _ping_if_idle(dbapi_connection: Any, connection_record: Any, proxy: Any) -> None:
+    """Ping a connection that sat idle; a dead one is replaced (the pool
+    retries the checkout on DisconnectionError), so the request never sees it."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        return
+    idle_since = connection_record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT 1")
+        cursor.close()
+    except Exception as e:  # any failure of the ping means: not this connection
+        raise DisconnectionError("an idle connection did not answer") from e
+
+
+# --- SQLite: one writer at a time, queued in the process -----------------------------
+#
+# SQLite lets one transaction write at a time; a second one is put to sleep
+# by its busy handler (1, 2, 5, 10 ... ms) and retries, so under load writers
+# sleep through most of the time the lock is free.  Threads of one process
+# therefore queue for the write on a lock of their own, taken at a
+# transaction's first write and released when it ends, and wake the moment
+# it is free.  Other processes (another worker, the CLI) still meet the
+# busy handler.
+
+_SQLITE_WRITER = threading.Lock()
+_WRITES = ("insert", "update", "delete", "replace")
+
+
+def _is_sqlite(dbapi_connection: Any) -> bool:
+    return type(dbapi_connection).__module__.startswith("sqlite3")
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _queue_for_the_write(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    info = conn.connection.info
+    if (
+        info.get("writing")
+        or not statement.lstrip()[:7].lower().startswith(_WRITES)
+        or not _is_sqlite(conn.connection.dbapi_connection)
+    ):
+        return
+    _SQLITE_WRITER.acquire()
+    info["writing"] = True
+
+
+def _done_writing(info: dict[str, Any]) -> None:
+    if info.pop("writing", False):
+        _SQLITE_WRITER.release()
+
+
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "rollback")
+def _transaction_ended(conn: Any) -> None:
+    _done_writing(conn.connection.info)
+
+
+@event.listens_for(Pool, "reset")
+def _connection_reset(dbapi_connection: Any, connection_record: Any, reset_state: Any) -> None:
+    _done_writing(connection_record.info)
 
 
 @event.listens_for(Engine, "connect")
@@ -210,7 +298,7 @@ def refuse(error: Exception, *, record: Callable[[], None]) -> NoReturn:
     raise error
 
 
-def read_one(statement: Executable, params: dict[str, Any]) -> Row[Any] | None:
+def read_one(statement: Executable, params: dict[str, Any]) -> AnyRow | None:
     """One row, read on a connection of its own, outside the request's
     transaction: for the look-ups of the hottest read-only paths (an access
     token at introspection and UserInfo), where the ORM session's set-up

@@ -31,12 +31,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from idp import backchannel, clock, devices, events, geo, runtime
 from idp.config import SessionSettings
-from idp.db import db, new_identifier, new_secret, secret_hash, service
+from idp.db import AnyRow, db, new_identifier, new_secret, secret_hash, service
 from idp.errors import NotFoundError
 from idp.models import AccessToken, RefreshToken, SessionClient, SignInSession
 
@@ -137,7 +137,29 @@ class StartedSession:
     """Goes to the browser once; the server keeps only its digest."""
 
 
-def _info(row: SignInSession) -> SessionInfo:
+_COLUMNS = (
+    SignInSession.id,
+    SignInSession.user_id,
+    SignInSession.device_id,
+    SignInSession.ip,
+    SignInSession.country,
+    SignInSession.user_agent,
+    SignInSession.remember,
+    SignInSession.auth_time,
+    SignInSession.amr,
+    SignInSession.acr,
+    SignInSession.created_at,
+    SignInSession.last_seen_at,
+    SignInSession.expires_at,
+    SignInSession.ended_at,
+    SignInSession.held,
+)
+"""What :class:`SessionInfo` is made of: read as columns, not ORM objects,
+on the paths every token issuance takes."""
+_LOCK = select(*_COLUMNS).where(SignInSession.id == bindparam("sid")).with_for_update(read=True)
+
+
+def _info(row: SignInSession | AnyRow) -> SessionInfo:
     return SessionInfo(
         id=row.id,
         user_id=row.user_id,
@@ -289,12 +311,7 @@ def lock(session_id: str) -> SessionInfo | None:
     wait for another issuance, only a forced logout waits (and is waited
     for).  On SQLite the caller has already written, so it holds the
     database's one write lock.  None if there is no such session."""
-    row = db.session.execute(
-        select(SignInSession)
-        .where(SignInSession.id == session_id)
-        .with_for_update(read=True)
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    row = db.session.execute(_LOCK, {"sid": session_id}).one_or_none()
     return _info(row) if row is not None else None
 
 

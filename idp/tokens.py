@@ -31,7 +31,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 
 from idp import accounts, alerts, clock, events, risk, runtime, sessions
 from idp.clients import RelyingParty
-from idp.db import db, new_secret, read_one, refuse, rowcount, secret_hash, service
+from idp.db import AnyRow, db, new_secret, read_one, refuse, rowcount, secret_hash, service
 from idp.errors import InvalidGrantError, InvalidTokenError, NotFoundError
 from idp.models import AccessToken, RefreshToken
 from idp.sessions import SessionInfo
@@ -151,6 +151,23 @@ _INSERT_ACCESS_TOKEN = insert(_AT)
 _ACCESS_TOKEN_ROW = select(
     _AT.c.client_id, _AT.c.user_id, _AT.c.session_id, _AT.c.scope, _AT.c.revoked_at
 ).where(_AT.c.jti == bindparam("jti"))
+_RT = RefreshToken.metadata.tables[RefreshToken.__tablename__]
+_INSERT_REFRESH_TOKEN = insert(_RT)
+_REFRESH_TOKEN_ROW = select(
+    _RT.c.id,
+    _RT.c.family_id,
+    _RT.c.client_id,
+    _RT.c.user_id,
+    _RT.c.session_id,
+    _RT.c.scope,
+    _RT.c.offline,
+    _RT.c.auth_time,
+    _RT.c.amr,
+    _RT.c.acr,
+    _RT.c.expires_at,
+    _RT.c.spent_at,
+    _RT.c.revoked_at,
+)
 
 
 def _issue_access_token(
@@ -260,21 +277,25 @@ def _issue_refresh_token(
     rt = runtime.current()
     value = new_secret(32)
     now = clock.now()
-    db.session.add(
-        RefreshToken(
-            token_hash=secret_hash(value),
-            family_id=family_id,
-            client_id=client_id,
-            user_id=user_id,
-            session_id=session_id,
-            scope=scope,
-            offline=offline,
-            auth_time=auth_time,
-            amr=list(amr),
-            acr=acr,
-            created_at=now,
-            expires_at=now + dt.timedelta(days=rt.settings.tokens.refresh_token_ttl_days),
-        )
+    db.session.execute(
+        _INSERT_REFRESH_TOKEN,
+        {
+            "token_hash": secret_hash(value),
+            "family_id": family_id,
+            "client_id": client_id,
+            "user_id": user_id,
+            "session_id": session_id,
+            "scope": scope,
+            "offline": offline,
+            "auth_time": auth_time,
+            "amr": list(amr),
+            "acr": acr,
+            "created_at": now,
+            "expires_at": now + dt.timedelta(days=rt.settings.tokens.refresh_token_ttl_days),
+            "spent_at": None,
+            "revoked_at": None,
+            "grace_uses": 0,
+        },
     )
     return value
 
@@ -366,9 +387,10 @@ def find_refresh_token(value: str, client_id: str) -> RefreshGrant | None:
     means.  A look-up: writes nothing."""
     if not value or len(value) > 100:
         return None
-    row = db.session.scalar(
-        select(RefreshToken).where(RefreshToken.token_hash == secret_hash(value))
-    )
+    row = db.session.execute(
+        _REFRESH_TOKEN_ROW.where(_RT.c.token_hash == bindparam("token_hash")),
+        {"token_hash": secret_hash(value)},
+    ).one_or_none()
     if row is None or row.client_id != client_id:
         return None
     if row.revoked_at is not None or row.expires_at <= clock.now():
@@ -376,7 +398,7 @@ def find_refresh_token(value: str, client_id: str) -> RefreshGrant | None:
     return _grant(row)
 
 
-def _grant(row: RefreshToken) -> RefreshGrant:
+def _grant(row: AnyRow) -> RefreshGrant:
     return RefreshGrant(
         id=row.id,
         family_id=row.family_id,
@@ -463,12 +485,10 @@ def rotate(
     )
 
 
-def _reread(token_id: int) -> RefreshToken | None:
+def _reread(token_id: int) -> AnyRow | None:
     return db.session.execute(
-        select(RefreshToken)
-        .where(RefreshToken.id == token_id)
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+        _REFRESH_TOKEN_ROW.where(_RT.c.id == bindparam("id")), {"id": token_id}
+    ).one_or_none()
 
 
 def _reuse_within_grace(grant: RefreshGrant, *, confidential: bool, now: dt.datetime) -> None:
