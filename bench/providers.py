@@ -210,6 +210,7 @@ class Ours(Provider):
             session_cookies=("idp_session",),
         )
         self.workdir = workdir
+        self.database_url = database_url
         self.threads = threads
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
         self.env.update(

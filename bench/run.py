@@ -40,7 +40,7 @@ from typing import Any
 
 import requests
 
-from bench import floors
+from bench import floors, scale
 from bench.load import LOAD_CPU, Measurement, Repeated, request_env, run_flows, run_wrk
 from bench.providers import BenchError, Ours, Peer, Provider, basic
 
@@ -248,13 +248,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if (os.cpu_count() or 1) < 2:
         raise BenchError("needs two CPUs: one for the provider, one for the load")
     os.sched_setaffinity(0, {LOAD_CPU})
-    report: dict[str, Any] = {"versions": versions(), "floors": {}, "databases": {}}
+    report: dict[str, Any] = {
+        "versions": versions(),
+        "floors": {},
+        "databases": {},
+        "stored": {},
+        "forced_logout_seconds": {},
+    }
     log("signing floor and bare Flask ceiling")
     report["floors"]["signatures_per_second"] = floors.signatures_per_second()
     report["floors"]["bare_flask"] = {
         str(c): asdict(floors.bare_flask(c, args.duration)) for c in args.connections
     }
-    chains_needed = sum(args.connections)
+    chains_needed = sum(args.connections) + 16 * len(args.stored)
     workdir = Path(tempfile.mkdtemp(prefix="idp-bench-"))
     peer = Peer(workdir)
     try:
@@ -285,11 +291,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             }
                         )
                         print(render_row(rows[-1]), file=sys.stderr, flush=True)
+                report["stored"][database] = stored_token_runs(mine, my_tokens, args)
+            log(f"{database}: a forced logout of 1,000 sessions across 10 services")
+            report["forced_logout_seconds"][database] = scale.forced_logout_seconds(database)
             report["databases"][database] = rows
     finally:
         peer.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return report
+
+
+def stored_token_runs(mine: Ours, prepared: Prepared, args: argparse.Namespace) -> list[Any]:
+    """Introspection and refresh again, at 16 connections, with ever more
+    tokens of other people stored."""
+    runs = []
+    for count in args.stored:
+        log(f"{mine.name}: storing {count:,} refresh and access tokens")
+        scale.fill_tokens(mine.database_url, count)
+        for scenario in ("introspection", "refresh"):
+            result = measure_warm(mine, scenario, 16, args, prepared)
+            runs.append({"stored": count, "scenario": scenario, "ours": asdict(result)})
+    return runs
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -352,6 +374,30 @@ def render(report: dict[str, Any]) -> str:
             if row[side]["note"]
         }
         lines += [f"note: {n}" for n in sorted(notes)]
+    for database, runs in report["stored"].items():
+        if not runs:
+            continue
+        base = {
+            row["scenario"]: row["ours"]["per_second"]
+            for row in report["databases"].get(database, [])
+            if row["connections"] == 16
+        }
+        lines += [
+            "",
+            f"== with tokens stored, {database}, 16 connections (ours; vs. the run above)",
+        ]
+        for run_ in runs:
+            m = run_["ours"]
+            reference = base.get(run_["scenario"]) or 0
+            share = f"{m['per_second'] / reference:.2f}" if reference and not m["errors"] else "-"
+            lines.append(
+                f"{run_['scenario']:<19}{run_['stored']:>10,} stored  {_cell(m)}  {share:>5}"
+            )
+    for database, seconds in report["forced_logout_seconds"].items():
+        lines.append(
+            f"forced logout of 1,000 sessions across 10 services, {database}: "
+            f"{seconds * 1000:,.0f} ms, committed"
+        )
     lines += [
         "",
         "r/s: requests per second (sign_in: whole sign-ins per second); cpu: share of the",
@@ -368,6 +414,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     parser.add_argument(
         "--databases", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"]
+    )
+    parser.add_argument(
+        "--stored",
+        type=int,
+        nargs="*",
+        default=[10_000, 1_000_000],
+        help="repeat introspection and refresh with this many tokens stored (none: skip)",
     )
     parser.add_argument(
         "--server-threads",

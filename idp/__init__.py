@@ -20,7 +20,7 @@ from flask import Flask, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response
 
-from idp import clock, config, cookies, geo, headers, ratelimit
+from idp import clock, config, cookies, geo, headers, metrics, ratelimit
 from idp.config import Settings
 from idp.csrf import protection as csrf
 from idp.db import absolute_url, configure_engine
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     ratelimit.init_app(app, settings)
     headers.install(app)
     cookies.install(app, settings)
+    metrics.install(app)
 
     from idp import admin_api
     from idp.protocol import endpoints

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from idp import clock, events, passwords, sessions
 from idp import security_events as set_events
-from idp.db import db, service
+from idp.db import AnyRow, db, read_one, service
 from idp.errors import (
     AccountDisabledError,
     ConflictError,
@@ -47,6 +47,7 @@ __all__ = [
     "find_by_email",
     "find_by_login",
     "get",
+    "get_committed",
     "login_key",
     "mark_email_verified",
     "remove",
@@ -239,6 +240,17 @@ session flushes what this transaction changed before it reads."""
 def get(user_id: str) -> Member:
     """The member with this ``sub``.  Raises NotFoundError."""
     row = db.session.execute(_MEMBER, {"user_id": user_id}).one_or_none() if user_id else None
+    return _member_of(row)
+
+
+def get_committed(user_id: str) -> Member:
+    """The member with this ``sub`` as committed, read outside the request's
+    transaction: for read-only hot paths (UserInfo), one round trip.
+    Raises NotFoundError."""
+    return _member_of(read_one(_MEMBER, {"user_id": user_id}) if user_id else None)
+
+
+def _member_of(row: AnyRow | None) -> Member:
     if row is None:
         raise NotFoundError("no such user")
     return Member(

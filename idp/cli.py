@@ -193,6 +193,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         _fail("the database has no schema yet: run 'idp init' first")
     if not args.no_worker:
         _start_worker_process(args.config)
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker process counts for itself; /metrics sums their files.
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="idp-metrics-")
     if args.debug:
         from idp import create_app
 

@@ -35,6 +35,7 @@ __all__ = [
     "KeySettings",
     "LogoutSettings",
     "MailSettings",
+    "MetricsSettings",
     "PasskeySettings",
     "QrSettings",
     "RateLimitSettings",
@@ -185,6 +186,15 @@ class EventSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsSettings:
+    enabled: bool = True
+    """Serve ``/metrics`` (Prometheus's text format)."""
+    allowed_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    """Client addresses (after ``server.trusted_proxies``) that may scrape it;
+    others get 404."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RateLimitSettings:
     enabled: bool = True
     signin: str = "10/minute"
@@ -217,6 +227,7 @@ class Settings:
     geoip: GeoipSettings = field(default_factory=GeoipSettings)
     risk: RiskSettings = field(default_factory=RiskSettings)
     events: EventSettings = field(default_factory=EventSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     ratelimit: RateLimitSettings = field(default_factory=RateLimitSettings)
     logout: LogoutSettings = field(default_factory=LogoutSettings)
 
@@ -534,6 +545,13 @@ def _check(s: Settings) -> None:
             )
     except ValueError:
         pass
+    for network in s.metrics.allowed_networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"metrics.allowed_networks: {network!r} is not a network such as 10.0.0.0/8"
+            ) from None
     for key, limit in (
         ("ratelimit.signin", s.ratelimit.signin),
         ("ratelimit.token", s.ratelimit.token),

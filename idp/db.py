@@ -304,7 +304,8 @@ def read_one(statement: Executable, params: dict[str, Any]) -> AnyRow | None:
     token at introspection and UserInfo), where the ORM session's set-up
     and tear-down cost more than the query.  Never for a row this request
     may have written."""
-    with db.engine.connect() as connection:
+    # Autocommit: one round trip, with no transaction to begin or roll back.
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         return connection.execute(statement, params).one_or_none()
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select
 
-from idp import clock
+from idp import clock, metrics
 from idp.db import db, rowcount
 from idp.models import AuditEvent, SignInAttempt
 
@@ -142,7 +142,8 @@ def record_attempt(
     ip: str,
     country: str | None,
 ) -> None:
-    """Add a sign-in attempt to the caller's transaction."""
+    """Add a sign-in attempt to the caller's transaction (and count it)."""
+    metrics.signin(method, result)
     db.session.add(
         SignInAttempt(
             at=clock.now(),

@@ -1,8 +1,13 @@
 """Tokens: RFC 9068 JWT access tokens, ID tokens, refresh-token families.
 
-Access tokens are signed JWTs that relying parties verify on their own, and
-each is also recorded by ``jti`` so that revocation and forced logout take
-effect before ``exp`` (introspection and UserInfo check the record).
+Access tokens are signed JWTs that relying parties verify on their own.  One
+issued in a person's sign-in session is also recorded by ``jti``, so that
+revocation and forced logout take effect before ``exp`` (introspection and
+UserInfo check the record).  A ``client_credentials`` token names no person
+and no session -- no forced logout can reach it -- so issuing it writes
+nothing (a commit per machine token would be most of its cost); revoking it
+records it then, as revoked, and a valid signature with no record is such a
+token, live until ``exp``.
 
 Refresh tokens are opaque, stored as SHA-256 digests and rotate on every use.
 A spent token coming back means two parties hold the family (RFC 9700
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from idp import accounts, alerts, clock, events, risk, runtime, sessions
 from idp.clients import RelyingParty
@@ -179,8 +185,10 @@ def _issue_access_token(
     family_id: str | None = None,
     auth_time: dt.datetime | None = None,
     acr: str = "",
+    record: bool = True,
 ) -> IssuedAccessToken:
-    """Sign an RFC 9068 access token and record it (joins the caller's transaction)."""
+    """Sign an RFC 9068 access token and (unless a machine token) record it
+    (joins the caller's transaction)."""
     rt = runtime.current()
     ttl = rt.settings.tokens.access_token_ttl_seconds
     now = clock.now()
@@ -202,6 +210,8 @@ def _issue_access_token(
     if session_id:
         claims["sid"] = session_id
     token = rt.keys.sign(claims, typ=ACCESS_TOKEN_TYP)
+    if not record:
+        return IssuedAccessToken(token=token, jti=jti, expires_in=ttl)
     db.session.execute(
         _INSERT_ACCESS_TOKEN,
         {
@@ -376,8 +386,9 @@ def issue_for_person(
 
 @service
 def issue_for_client(client: RelyingParty, scope: str) -> TokenSet:
-    """``client_credentials``: an access token naming the client itself."""
-    access = _issue_access_token(client_id=client.client_id, scope=scope)
+    """``client_credentials``: an access token naming the client itself,
+    recorded only if it is revoked."""
+    access = _issue_access_token(client_id=client.client_id, scope=scope, record=False)
     return TokenSet(access_token=access.token, expires_in=access.expires_in, scope=scope)
 
 
@@ -565,6 +576,16 @@ def verify_access_token(token: str) -> AccessClaims:
     if not isinstance(jti, str):
         raise InvalidTokenError("The access token is invalid.")
     row = read_one(_ACCESS_TOKEN_ROW, {"jti": jti})
+    if row is None and _is_machine_token(claims):
+        return AccessClaims(
+            jti=jti,
+            client_id=claims["client_id"],
+            sub=claims["sub"],
+            user_id=None,
+            session_id=None,
+            scopes=frozenset(str(claims.get("scope", "")).split()),
+            claims=claims,
+        )
     if row is None or row.revoked_at is not None:
         raise InvalidTokenError("The access token was revoked.")
     return AccessClaims(
@@ -576,6 +597,16 @@ def verify_access_token(token: str) -> AccessClaims:
         scopes=frozenset(row.scope.split()),
         claims=claims,
     )
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def _is_machine_token(claims: dict[str, Any]) -> bool:
+    """A ``client_credentials`` token: it names its client as subject, and no session."""
+    client_id = claims.get("client_id")
+    return isinstance(client_id, str) and claims.get("sub") == client_id and "sid" not in claims
 
 
 def _looks_like_jwt(token: str) -> bool:
@@ -657,10 +688,26 @@ def revoke(token: str, client: RelyingParty) -> None:
             return
         if access.client_id != client.client_id:
             return
+        now = clock.now()
+        if access.user_id is None and _is_machine_token(access.claims):
+            # Recorded now, as revoked: it was never recorded when issued.
+            insert_ = postgresql.insert if _dialect() == "postgresql" else sqlite.insert
+            db.session.execute(
+                insert_(AccessToken)
+                .values(
+                    jti=access.jti,
+                    client_id=access.client_id,
+                    scope=" ".join(sorted(access.scopes)),
+                    issued_at=dt.datetime.fromtimestamp(int(access.claims["iat"]), dt.UTC),
+                    expires_at=dt.datetime.fromtimestamp(int(access.claims["exp"]), dt.UTC),
+                    revoked_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["jti"])
+            )
         db.session.execute(
             update(AccessToken)
             .where(AccessToken.jti == access.jti, AccessToken.revoked_at.is_(None))
-            .values(revoked_at=clock.now())
+            .values(revoked_at=now)
         )
         events.record("access_token.revoked", user_id=access.user_id, client_id=client.client_id)
         return

@@ -17,9 +17,11 @@ of the provider carries (``idp.headers``)."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from idp import metrics
 from idp.headers import DOCUMENT_HEADERS
 
 __all__ = ["PublishedDocuments"]
@@ -75,12 +77,12 @@ class PublishedDocuments:
         self._discovery_paths = frozenset(discovery_paths)
         self._jwks_source = jwks
         self._jwks_path = jwks_path
-        self._jwks = _Document(jwks(), max_age=300)
+        self._jwks: _Document | None = None  # read at the first request: keys may come later
 
     def _jwks_document(self) -> _Document:
         body = self._jwks_source()  # the key ring re-reads a rotation within a second
         document = self._jwks
-        if body is not document.body:
+        if document is None or body is not document.body:
             document = self._jwks = _Document(body, max_age=300)
         return document
 
@@ -97,9 +99,12 @@ class PublishedDocuments:
             document = self._jwks_document()
         else:
             return self.app(environ, start_response)
+        started = time.perf_counter()
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
         if if_none_match and document.matches(if_none_match):
             start_response("304 Not Modified", document.not_modified)
+            metrics.observe_document(path, method, 304, time.perf_counter() - started)
             return []
         start_response("200 OK", document.ok)
+        metrics.observe_document(path, method, 200, time.perf_counter() - started)
         return [] if method == "HEAD" else [document.body]

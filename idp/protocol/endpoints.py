@@ -282,7 +282,7 @@ def userinfo() -> Response:
     if access.user_id is None:
         raise errors.InvalidTokenError("The access token does not name a person.")
     try:
-        member = accounts.get(access.user_id)
+        member = accounts.get_committed(access.user_id)
     except NotFoundError:
         raise errors.InvalidTokenError("The account no longer exists.") from None
     if member.disabled:

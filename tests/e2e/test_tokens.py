@@ -162,3 +162,60 @@ def test_userinfo_without_a_token_is_401_with_www_authenticate(live_idp: LiveIdp
     assert reply.headers["Content-Type"].startswith("application/json")
     assert reply.headers["WWW-Authenticate"].startswith("Bearer")
     assert reply.json()["error"] == "invalid_token"
+
+
+# --- machine tokens (client_credentials) -------------------------------------------------
+
+
+def _machine_token(live_idp: LiveIdp) -> tuple[object, str]:
+    machine = live_idp.create_client(
+        name="Batch", redirect_uris=[], grant_types=["client_credentials"]
+    )
+    reply = token_request(live_idp, machine, grant_type="client_credentials")
+    assert reply.status_code == 200, reply.text
+    token: str = reply.json()["access_token"]
+    return machine, token
+
+
+def _revoke(live_idp: LiveIdp, client: object, token: str) -> int:
+    c = client.client  # type: ignore[attr-defined]
+    reply = requests.post(
+        live_idp.url + "/revoke",
+        data={"token": token},
+        auth=(c.client_id, client.client_secret),  # type: ignore[attr-defined]
+        timeout=10,
+    )
+    return reply.status_code
+
+
+def test_a_machine_token_is_live_until_revoked_though_issuing_it_wrote_nothing(
+    live_idp: LiveIdp,
+) -> None:
+    machine, token = _machine_token(live_idp)
+    assert introspect(live_idp, machine, token)["active"] is True
+
+    assert _revoke(live_idp, machine, token) == 200
+
+    assert introspect(live_idp, machine, token)["active"] is False
+    assert _revoke(live_idp, machine, token) == 200  # again: nothing changes, nothing breaks
+    assert introspect(live_idp, machine, token)["active"] is False
+
+
+def test_two_revocations_of_one_machine_token_at_once_both_succeed(live_idp: LiveIdp) -> None:
+    from tests.support.race import race
+
+    machine, token = _machine_token(live_idp)
+
+    outcomes = race(*(lambda: _revoke(live_idp, machine, token) for _ in range(2)))
+
+    assert outcomes == [200, 200]
+    assert introspect(live_idp, machine, token)["active"] is False
+
+
+def test_a_machine_token_cannot_be_revoked_by_another_client(live_idp: LiveIdp) -> None:
+    machine, token = _machine_token(live_idp)
+    other, _ = _machine_token(live_idp)
+
+    assert _revoke(live_idp, other, token) == 200  # RFC 7009 §2.2: the same answer
+
+    assert introspect(live_idp, machine, token)["active"] is True

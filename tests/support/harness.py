@@ -228,16 +228,48 @@ def start_live_idp(
     )
     config_path = root / "idp.toml"
     clock_path = root / "clock-offset"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
-    env["IDP_TEST_CLOCK_FILE"] = str(clock_path)
     subprocess.run(
         [IDP, "--config", str(config_path), "init"],
         check=True,
-        env=env,
+        env=_server_env(clock_path),
         cwd=root,
         capture_output=True,
     )
-    log_path = root / "server.log"
+    with _serve(root, settings, config_path, clock_path, port, log_name="server.log") as idp:
+        yield idp
+
+
+@contextlib.contextmanager
+def start_second_node(first: LiveIdp) -> Iterator[LiveIdp]:
+    """Another ``idp serve`` on the first one's configuration -- its database,
+    Redis, keys and issuer -- on a port of its own, with its own outbox
+    worker: two nodes behind one load balancer."""
+    root = first.config_path.parent
+    port = free_port()
+    with _serve(
+        root, first.settings, first.config_path, first.clock_path, port, log_name="node-b.log"
+    ) as node:
+        yield node
+
+
+def _server_env(clock_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    env["IDP_TEST_CLOCK_FILE"] = str(clock_path)
+    return env
+
+
+@contextlib.contextmanager
+def _serve(
+    root: Path,
+    settings: Settings,
+    config_path: Path,
+    clock_path: Path,
+    port: int,
+    *,
+    log_name: str,
+) -> Iterator[LiveIdp]:
+    url = f"http://localhost:{port}"
+    log_path = root / log_name
     log = log_path.open("wb")
     process = subprocess.Popen(
         [
@@ -250,7 +282,7 @@ def start_live_idp(
             "--port",
             str(port),
         ],
-        env=env,
+        env=_server_env(clock_path),
         cwd=root,
         stdout=log,
         stderr=subprocess.STDOUT,
