@@ -54,7 +54,16 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Not part of `make test`: minutes of load, this provider beside
+# node-oidc-provider (bench/peer, pinned by its lock file).
+PEER_STAMP := bench/peer/node_modules/.package-lock.json
+
+$(PEER_STAMP): bench/peer/package-lock.json
+	cd bench/peer && npm ci --no-audit --no-fund --loglevel=error
+
 bench: $(STAMP)
+	scripts/install-test-deps wrk
+	$(MAKE) --no-print-directory $(PEER_STAMP)
 	$(BIN)/python -m bench.run
 
 clean:
