@@ -119,6 +119,7 @@ def register(app: Flask, *, demo: bool = False) -> None:
     on the embedded defaults of ``make run``)."""
     from consent_ui import (  # noqa: F401 - routes
         account,
+        admin,
         consent,
         logout,
         passkeys,

@@ -267,6 +267,22 @@ def _member_of(row: AnyRow | None) -> Member:
     )
 
 
+def search(query: str) -> list[Member]:
+    """The members a user ID, an email address or a ``sub`` names exactly
+    (case aside): what an admin types to find a person.  At most one each."""
+    query = query.strip()[:254]
+    if not query:
+        return []
+    found = {}
+    for member in (
+        _member(user) if (user := _lookup(query)) is not None else None,
+        find_by_email(query),
+    ):
+        if member is not None:
+            found[member.id] = member
+    return list(found.values())
+
+
 def find(ref: str) -> Member:
     """The member with this ``sub`` or username.  Raises NotFoundError."""
     user = _lookup(ref)
@@ -377,18 +393,21 @@ def update_name(user_id: str, name: str) -> Member:
 
 
 @service
-def set_disabled(ref: str, disabled: bool) -> tuple[Member, int]:
+def set_disabled(ref: str, disabled: bool, *, actor: str = "operator") -> tuple[Member, int]:
     """Disable an account -- and end every session and token of it, in the
     same transaction -- or enable it again; relying services with an events
-    URI are told either way.  Returns the member and how many sessions
-    ended."""
+    URI are told either way.  ``actor`` (``operator`` at the command line,
+    ``admin:<sub>`` on the admin pages) goes into the audit log.  Returns
+    the member and how many sessions ended."""
     user = _lookup(ref)
     if user is None:
         raise NotFoundError(f"no user {ref!r}")
     now = clock.now()
     user.disabled_at = now if disabled else None
     user.updated_at = now
-    events.record("account.disabled" if disabled else "account.enabled", user_id=user.id)
+    events.record(
+        "account.disabled" if disabled else "account.enabled", user_id=user.id, actor=actor
+    )
     set_events.queue(
         user_id=user.id,
         event=set_events.SecurityEvent.ACCOUNT_DISABLED
@@ -399,7 +418,7 @@ def set_disabled(ref: str, disabled: bool) -> tuple[Member, int]:
     if disabled:
         ended = len(
             sessions.force_logout(
-                user_id=user.id, reason=sessions.LogoutReason.ACCOUNT_DISABLED, actor="admin"
+                user_id=user.id, reason=sessions.LogoutReason.ACCOUNT_DISABLED, actor=actor
             ).session_ids
         )
     return _member(user), ended

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, g, request
+from flask import Blueprint, Flask, g
 from werkzeug.wrappers import Response
 
 from idp import accounts, errors, sessions
 from idp.errors import NotFoundError
 from idp.protocol.endpoints import bearer, json_response
+from idp.ratelimit import request_ip
 
 __all__ = ["install"]
 
@@ -68,7 +69,7 @@ def end_session(sid: str) -> Response:
         session_ids=[info.id],
         reason=sessions.LogoutReason.ADMIN,
         actor=f"client:{client_id}",
-        ip=request.remote_addr,
+        ip=request_ip(),
     )
     return json_response({"session_id": info.id, "ended": bool(report.session_ids)})
 
@@ -83,7 +84,7 @@ def logout_user(user_ref: str) -> Response:
         user_id=member.id,
         reason=sessions.LogoutReason.ADMIN,
         actor=f"client:{client_id}",
-        ip=request.remote_addr,
+        ip=request_ip(),
     )
     return json_response({"user_id": member.id, "ended": list(report.session_ids)})
 

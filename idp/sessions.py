@@ -43,6 +43,7 @@ from idp.models import AccessToken, RefreshToken, SessionClient, SignInSession
 __all__ = [
     "ACR_VALUES",
     "MISUSE_REASONS",
+    "STRONG_FACTORS",
     "LogoutReason",
     "LogoutReport",
     "SessionInfo",
@@ -70,6 +71,9 @@ ACR_SINGLE_FACTOR = "urn:idp:acr:1"
 ACR_STRONG = "urn:idp:acr:2"
 """Phishing-resistant or multi-factor: a passkey, or a password plus a one-time code."""
 ACR_VALUES = (ACR_SINGLE_FACTOR, ACR_STRONG)
+STRONG_FACTORS = frozenset({"hwk", "otp"})
+"""Proofs beyond a password: a passkey (on this device or the phone that
+approved a QR sign-in) or a one-time code."""
 
 
 def acr_for(amr: list[str]) -> str:
@@ -93,6 +97,8 @@ class SessionInfo:
     last_seen_at: dt.datetime
     expires_at: dt.datetime
     ended_at: dt.datetime | None
+    strong_auth_at: dt.datetime | None = None
+    """When a passkey or a one-time code last proved the person here."""
     held: bool = False
     """Waiting for the extra check the risk rules asked (``idp.step_up``):
     it serves nothing until then."""
@@ -152,6 +158,7 @@ _COLUMNS = (
     SignInSession.last_seen_at,
     SignInSession.expires_at,
     SignInSession.ended_at,
+    SignInSession.strong_auth_at,
     SignInSession.held,
 )
 """What :class:`SessionInfo` is made of: read as columns, not ORM objects,
@@ -175,6 +182,7 @@ def _info(row: SignInSession | AnyRow) -> SessionInfo:
         last_seen_at=row.last_seen_at,
         expires_at=row.expires_at,
         ended_at=row.ended_at,
+        strong_auth_at=row.strong_auth_at,
         held=row.held,
     )
 
@@ -230,6 +238,7 @@ def start(
     row.auth_time = now
     row.amr = list(amr)
     row.acr = acr_for(amr)
+    row.strong_auth_at = now if STRONG_FACTORS & set(amr) else None
     row.last_seen_at = now
     row.held = held
     row.expires_at = _expiry(row, now, policy)
@@ -262,6 +271,8 @@ def add_factors(session_id: str, factors: list[str]) -> SessionInfo:
     amr += [f for f in factors if f not in amr]
     row.amr = amr
     row.acr = acr_for(amr)
+    if STRONG_FACTORS & set(factors):
+        row.strong_auth_at = clock.now()
     if row.held:
         row.held = False
         row.expires_at = _expiry(row, clock.now(), runtime.current().settings.session)

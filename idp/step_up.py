@@ -37,7 +37,16 @@ from idp.errors import OtpError, StepUpRefusedError
 from idp.models import StepUp
 from idp.sessions import SessionInfo
 
-__all__ = ["MAILED_CODE_TTL", "MAX_FAILURES", "Question", "answer", "ask", "prepare", "reasons_of"]
+__all__ = [
+    "MAILED_CODE_TTL",
+    "MAX_FAILURES",
+    "Question",
+    "answer",
+    "ask",
+    "prepare",
+    "reasons_of",
+    "require",
+]
 
 MAILED_CODE_TTL = dt.timedelta(minutes=10)
 MAX_FAILURES = 5
@@ -80,6 +89,17 @@ def ask(session_id: str, reasons: tuple[str, ...]) -> bool:
         .execution_options(synchronize_session=False)
     )
     return False
+
+
+@service
+def require(session: SessionInfo, reasons: tuple[str, ...]) -> None:
+    """A page of the provider (``/admin``) asks this session for a fresh
+    extra check before it goes on; the step-up page then asks it.  The
+    login notification goes out when it is first asked."""
+    if ask(session.id, reasons):
+        alerts.notify(
+            user_id=session.user_id, ip=session.ip, country=session.country, reasons=["step_up"]
+        )
 
 
 @service

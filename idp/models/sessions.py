@@ -30,6 +30,10 @@ class SignInSession(Base):
     last_seen_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
     """The hard end: idle or sliding window, never past the remember cap."""
+    strong_auth_at: Mapped[dt.datetime | None]
+    """When the person last proved more than a password here: a passkey
+    sign-in, or a one-time code at a step-up (the admin pages ask for one
+    within 10 minutes)."""
     held: Mapped[bool] = mapped_column(default=False)
     """The sign-in waits for an extra check (``idp.step_up``) that the risk
     rules asked: until it is passed the session serves nothing."""

@@ -26,4 +26,4 @@ def test_upgrade_head_then_alembic_check_finds_no_difference(backend: Backend) -
     finally:
         engine.dispose()
     assert {"users", "clients", "signin_sessions", "refresh_tokens", "access_tokens"} <= tables
-    assert schema.current_revision(url) == "0007"
+    assert schema.current_revision(url) == "0008"
