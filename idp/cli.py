@@ -215,7 +215,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         interface=Interfaces.WSGI,
         workers=max(1, args.workers),
         blocking_threads=max(1, args.threads),
-        backpressure=max(1, args.threads) * 4,
+        # Connections each worker takes: granian's default (1,024 per worker).
+        # A few times the threads, as before, let 16 idle keep-alive
+        # connections starve every other client until they timed out.
         http=HTTPModes.http1,
         http1_settings=HTTP1Settings(max_buffer_size=64 * 1024 + 16 * 1024),
         log_access=False,

@@ -102,3 +102,23 @@ def test_an_unknown_path_is_a_readable_404_page(live_idp: LiveIdp) -> None:
     reply = requests.get(live_idp.url + "/nothing-here", timeout=5)
     assert reply.status_code == 404
     assert 'role="alert"' in reply.text
+
+
+def test_idle_keep_alive_connections_do_not_starve_other_clients(live_idp: LiveIdp) -> None:
+    """Browsers keep connections open between requests; a few hundred of them,
+    idle, must not stop the server from answering anyone else."""
+    port = urlsplit(live_idp.url).port
+    idle = []
+    try:
+        for _ in range(200):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            idle.append(sock)
+            sock.sendall(b"GET /jwks.json HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert sock.recv(64).startswith(b"HTTP/1.1 200")  # answered; kept alive, silent
+
+        reply = requests.get(live_idp.url + "/login", timeout=10)
+
+        assert reply.status_code == 200
+    finally:
+        for sock in idle:
+            sock.close()
