@@ -13,7 +13,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from consent_ui.context import settings
-from idp import cookies
+from consent_ui.i18n import N_
+from idp import cookies, runtime
 from idp.csrf import CSRFError, protection
 from idp.errors import (
     AuthorizationPageError,
@@ -48,7 +49,7 @@ def _device_cookie(response: Response) -> Response:
     return response
 
 
-def error_page(status: int, message: str, *, title: str = "Something went wrong") -> Response:
+def error_page(status: int, message: str, *, title: str = N_("Something went wrong")) -> Response:
     body = render_template("error.html", title=title, message=message)
     response = Response(body, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
@@ -56,21 +57,21 @@ def error_page(status: int, message: str, *, title: str = "Something went wrong"
 
 
 _AUTHORIZATION_ERRORS = {
-    "invalid_client": "The service that sent you here is not registered with us.",
-    "invalid_request": "The service sent an incomplete or malformed sign-in request.",
-    "invalid_scope": "The service asked for access it may not have.",
-    "unauthorized_client": "The service may not sign people in this way.",
-    "unsupported_response_type": "The service asked for a kind of answer we do not give.",
-    "request_not_supported": "The service sent a kind of request we do not support.",
-    "request_uri_not_supported": "The service sent a kind of request we do not support.",
+    "invalid_client": N_("The service that sent you here is not registered with us."),
+    "invalid_request": N_("The service sent an incomplete or malformed sign-in request."),
+    "invalid_scope": N_("The service asked for access it may not have."),
+    "unauthorized_client": N_("The service may not sign people in this way."),
+    "unsupported_response_type": N_("The service asked for a kind of answer we do not give."),
+    "request_not_supported": N_("The service sent a kind of request we do not support."),
+    "request_uri_not_supported": N_("The service sent a kind of request we do not support."),
 }
 
 _HTTP_TEXT = {
-    400: "The request could not be understood.",
-    404: "There is no page here.",
-    405: "This page cannot be used that way.",
-    413: "The request is too large.",
-    429: "Too many requests. Wait a minute and try again.",
+    400: N_("The request could not be understood."),
+    404: N_("There is no page here."),
+    405: N_("This page cannot be used that way."),
+    413: N_("The request is too large."),
+    429: N_("Too many requests. Wait a minute and try again."),
 }
 
 
@@ -78,18 +79,18 @@ def render_error(e: Exception) -> Response:
     """Any error of a page, as a readable page with the right status."""
     if isinstance(e, AuthorizationPageError):
         message = _AUTHORIZATION_ERRORS.get(
-            e.error.error, "The service sent a sign-in request we cannot use."
+            e.error.error, N_("The service sent a sign-in request we cannot use.")
         )
         return error_page(
             400,
             f"{message} Go back to the service and try again. (error: {e.error.error})",
-            title="This sign-in request cannot be used",
+            title=N_("This sign-in request cannot be used"),
         )
     if isinstance(e, (InteractionError, LinkError)):
-        return error_page(400, e.description, title="This sign-in request cannot be used")
+        return error_page(400, e.description, title=N_("This sign-in request cannot be used"))
     if isinstance(e, CSRFError):
         return error_page(
-            400, "The form expired or was not sent by this site. Go back, reload and try again."
+            400, N_("The form expired or was not sent by this site. Go back, reload and try again.")
         )
     if isinstance(e, RateLimitedError):
         response = error_page(429, e.description)
@@ -97,21 +98,23 @@ def render_error(e: Exception) -> Response:
         return response
     if isinstance(e, HTTPException):
         status = e.code or 500
-        response = error_page(status, _HTTP_TEXT.get(status, "The request could not be served."))
+        response = error_page(
+            status, _HTTP_TEXT.get(status, N_("The request could not be served."))
+        )
         if isinstance(e, MethodNotAllowed):
             response.headers.update((k, v) for k, v in e.get_headers() if k == "Allow")
         if status == 429:
             response.headers["Retry-After"] = str(limit_retry_after(e))
         return response
     if isinstance(e, NotFoundError):
-        return error_page(404, "There is nothing here.")
+        return error_page(404, N_("There is nothing here."))
     if isinstance(e, NotAllowedError):
-        return error_page(403, "You may not do this.")
+        return error_page(403, N_("You may not do this."))
     if isinstance(e, IdpError):
         current_app.logger.warning("unhandled %s: %s", type(e).__name__, e.detail or e)
-        return error_page(400, "This request cannot be served. Go back and try again.")
+        return error_page(400, N_("This request cannot be served. Go back and try again."))
     current_app.logger.error("unexpected error", exc_info=e)
-    return error_page(500, "Something went wrong on our side. Try again later.")
+    return error_page(500, N_("Something went wrong on our side. Try again later."))
 
 
 def register(app: Flask, *, demo: bool = False) -> None:
@@ -121,6 +124,7 @@ def register(app: Flask, *, demo: bool = False) -> None:
         account,
         admin,
         consent,
+        i18n,
         logout,
         passkeys,
         qr,
@@ -130,6 +134,7 @@ def register(app: Flask, *, demo: bool = False) -> None:
         stepup,
     )
 
+    i18n.install(app, secure=runtime.current_from(app).settings.issuer_is_https)
     app.register_blueprint(bp)
     if demo:
         from consent_ui.demo import demo_bp

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 
 from consent_ui import bp
 from consent_ui.context import client_ip, page, settings, signed_in
+from consent_ui.i18n import N_
 from idp import accounts, devices, events, geo, registration, sessions
 from idp.errors import ConflictError, LinkError, UsageError
 
@@ -68,7 +69,7 @@ def account_email_verify(token: str) -> Response:
         return page("link_error.html", 400, message=e.description, again="/account")
     return page(
         "verified.html",
-        message="Your new email address is confirmed and now used for your account.",
+        message=N_("Your new email address is confirmed and now used for your account."),
         next="/account",
     )
 
@@ -124,15 +125,15 @@ def session_list() -> Response:
 
 RECENT_ACTIVITY = 20
 ACTIVITY_TEXT = {
-    ("pwd", "success"): "Signed in with a password",
-    ("pwd", "failure"): "Wrong password",
-    ("pwd", "step_up"): "Password right, extra check asked",
-    ("passkey", "success"): "Signed in with a passkey",
-    ("passkey", "step_up"): "Passkey, extra check asked",
-    ("qr", "success"): "Signed in by QR code from your phone",
-    ("step_up", "success"): "Extra check passed",
-    ("step_up", "failure"): "Extra check answered wrongly",
-    ("step_up", "refused"): "Sign-in refused after wrong answers",
+    ("pwd", "success"): N_("Signed in with a password"),
+    ("pwd", "failure"): N_("Wrong password"),
+    ("pwd", "step_up"): N_("Password right, extra check asked"),
+    ("passkey", "success"): N_("Signed in with a passkey"),
+    ("passkey", "step_up"): N_("Passkey, extra check asked"),
+    ("qr", "success"): N_("Signed in by QR code from your phone"),
+    ("step_up", "success"): N_("Extra check passed"),
+    ("step_up", "failure"): N_("Extra check answered wrongly"),
+    ("step_up", "refused"): N_("Sign-in refused after wrong answers"),
 }
 
 

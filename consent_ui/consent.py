@@ -12,14 +12,15 @@ from werkzeug.wrappers import Response
 
 from consent_ui import bp
 from consent_ui.context import page, settings, signed_in
+from consent_ui.i18n import N_
 from idp import interactions
 from idp.interactions import Step
 
 SCOPE_TEXT = {
-    "openid": "Know who you are (your member ID)",
-    "profile": "Your name, user ID, gender and birth date",
-    "email": "Your email address",
-    "offline_access": "Stay connected while you are away",
+    "openid": N_("Know who you are (your member ID)"),
+    "profile": N_("Your name, user ID, gender and birth date"),
+    "email": N_("Your email address"),
+    "offline_access": N_("Stay connected while you are away"),
 }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import g, jsonify, render_template, request
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from idp import accounts, cookies, remote, runtime
@@ -81,8 +82,8 @@ def safe_next(value: str | None, default: str = "/account") -> str:
 
 def refusal(message: str, status: int = 400, **extra: Any) -> Response:
     """What the pages' scripts get when a ceremony is refused: JSON whose
-    ``message`` they show in a ``role="alert"`` element."""
-    response: Response = jsonify({"error": "refused", "message": message, **extra})
+    ``message`` (translated here) they show in a ``role="alert"`` element."""
+    response: Response = jsonify({"error": "refused", "message": gettext(message), **extra})
     response.status_code = status
     return response
 

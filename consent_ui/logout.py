@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 
 from consent_ui import bp
 from consent_ui.context import client_ip, page, settings, signed_in
+from consent_ui.i18n import N_
 from idp import cookies, logout, sessions
 from idp.csrf import protection
 from idp.errors import InvalidRequestError
@@ -42,13 +43,13 @@ def end_session() -> Response:
             return page(
                 "error.html",
                 400,
-                title="Sign-out failed",
-                message="A sign-out request parameter is repeated.",
+                title=N_("Sign-out failed"),
+                message=N_("A sign-out request parameter is repeated."),
             )
     try:
         req = logout.validate(params)
     except InvalidRequestError as e:
-        return page("error.html", 400, title="Sign-out failed", message=e.description)
+        return page("error.html", 400, title=N_("Sign-out failed"), message=e.description)
     me = signed_in()
     if request.method == "POST" and "confirm" in request.form:
         protection.protect()

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 from consent_ui import bp
 from consent_ui.account import require_signed_in
 from consent_ui.context import page, refusal, safe_next, settings, signed_in
+from consent_ui.i18n import N_
 from consent_ui.signin import browser, set_signed_in
 from idp import clock, passkeys, runtime, signin
 from idp.errors import (
@@ -53,7 +54,7 @@ def passkey_signin() -> Response:
     body = _body()
     credential = body.get("credential")
     if not isinstance(credential, dict):
-        return refusal("The passkey answer is missing.")
+        return refusal(N_("The passkey answer is missing."))
     response = jsonify({})
     rate = runtime.current().settings.ratelimit.signin
     try:
@@ -99,11 +100,11 @@ def _recent_sign_in_required() -> Response | None:
     me = signed_in()
     if me is None:
         return refusal(
-            "Sign in first.", 401, redirect=settings().url("/login?next=/account/passkeys")
+            N_("Sign in first."), 401, redirect=settings().url("/login?next=/account/passkeys")
         )
     if clock.now() - me.session.auth_time > RECENT_SIGN_IN:
         return refusal(
-            "For your security, sign in again before adding a passkey.",
+            N_("For your security, sign in again before adding a passkey."),
             403,
             redirect=settings().url("/login?next=/account/passkeys"),
         )
@@ -130,7 +131,7 @@ def passkey_register() -> Response:
     body = _body()
     credential = body.get("credential")
     if not isinstance(credential, dict):
-        return refusal("The passkey answer is missing.")
+        return refusal(N_("The passkey answer is missing."))
     try:
         info = passkeys.register(
             me.member, credential, session_id=me.session.id, name=str(body.get("name") or "")

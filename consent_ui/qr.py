@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 
 from consent_ui import bp
 from consent_ui.context import client_ip, page, refusal, safe_next, settings, signed_in
+from consent_ui.i18n import N_
 from consent_ui.signin import browser, set_signed_in
 from idp import devices, geo, interactions, qr, remote, signin
 from idp.errors import InteractionError, PasskeyError, QrError, SignInError
@@ -116,9 +117,9 @@ def _approval_page(token: str, *, error: str | None = None, done: bool = False) 
     when = status.created_at.astimezone(ZoneInfo(s.alerts.timezone)).strftime("%Y/%m/%d %H:%M %Z")
     if error is None and not done and status.state != "pending":
         error = {
-            "denied": "This sign-in request was denied.",
-            "expired": "This sign-in request has expired.",
-        }.get(status.state, "This sign-in request was already used.")
+            "denied": N_("This sign-in request was denied."),
+            "expired": N_("This sign-in request has expired."),
+        }.get(status.state, N_("This sign-in request was already used."))
     return _private(
         page(
             "qr_approve.html",
@@ -155,7 +156,7 @@ def qr_match(token: str) -> Response:
     if request.is_json:
         return _private(jsonify({"publicKey": options}))
     return _approval_page(
-        token, error="Your browser must run this page's script to confirm with a passkey."
+        token, error=N_("Your browser must run this page's script to confirm with a passkey.")
     )
 
 
@@ -165,7 +166,7 @@ def qr_approve(token: str) -> Response:
     body = request.get_json(silent=True)
     credential = body.get("credential") if isinstance(body, dict) else None
     if not isinstance(credential, dict):
-        return _json_error("The passkey answer is missing.")
+        return _json_error(N_("The passkey answer is missing."))
     try:
         qr.approve(token, credential, ip=client_ip())
     except (QrError, PasskeyError) as e:
@@ -179,4 +180,4 @@ def qr_deny(token: str) -> Response:
         qr.deny(token, ip=client_ip())
     except QrError as e:
         return _approval_page(token, error=e.description)
-    return _approval_page(token, error="You denied this sign-in request. Nobody was signed in.")
+    return _approval_page(token, error=N_("You denied this sign-in request. Nobody was signed in."))

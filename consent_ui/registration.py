@@ -14,17 +14,18 @@ from typing import Any
 from flask import request
 from werkzeug.wrappers import Response
 
-from consent_ui import bp
+from consent_ui import bp, i18n
 from consent_ui.context import client_ip, page, settings, signed_in
+from consent_ui.i18n import N_
 from idp import cookies, links, recovery, registration
 from idp.errors import ConflictError, LinkError, UsageError
 from idp.links import Purpose
 
 GENDERS = (
-    ("unspecified", "Prefer not to say"),
-    ("female", "Female"),
-    ("male", "Male"),
-    ("other", "Other"),
+    ("unspecified", N_("Prefer not to say")),
+    ("female", N_("Female")),
+    ("male", N_("Male")),
+    ("other", N_("Other")),
 )
 _FIELDS = ("username", "email", "name", "gender", "birthdate")
 
@@ -51,6 +52,7 @@ def register_submit() -> Response:
             gender=form["gender"],
             birthdate=form["birthdate"],
             ip=client_ip(),
+            language=i18n.language(),
         )
     except (UsageError, ConflictError) as e:
         return _register_page(400, error=e.description, **form)
@@ -66,7 +68,7 @@ def register_verify(token: str) -> Response:
         return page("link_error.html", 400, message=e.description, again="/register")
     return page(
         "verified.html",
-        message="Your email address is confirmed. You can now sign in to our services.",
+        message=N_("Your email address is confirmed. You can now sign in to our services."),
         next="/account" if signed_in() else "/login",
     )
 

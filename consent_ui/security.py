@@ -15,14 +15,15 @@ from werkzeug.wrappers import Response
 from consent_ui import bp
 from consent_ui.account import require_signed_in
 from consent_ui.context import SignedIn, page, settings, signed_in
+from consent_ui.i18n import N_
 from idp import clock, cookies, membership, otp, recovery
 from idp.errors import InvalidCredentialsError, NotAllowedError, OtpError, UsageError
 
 RECENT_SIGN_IN = dt.timedelta(minutes=5)
 
 _NOTICES = {
-    "password": "Your password is changed. Every other device is signed out.",
-    "removed": "One-time codes are off.",
+    "password": N_("Your password is changed. Every other device is signed out."),
+    "removed": N_("One-time codes are off."),
 }
 
 

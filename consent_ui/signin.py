@@ -16,19 +16,20 @@ from werkzeug.wrappers import Response
 
 from consent_ui import bp
 from consent_ui.context import client_ip, page, safe_next, settings, signed_in
+from consent_ui.i18n import N_
 from idp import cookies, interactions, remote, signin
 from idp.errors import RateLimitedError, SignInError
 from idp.interactions import Step
 
 REASON_TEXT = {
-    "login_prompt": "The service asks you to sign in again.",
-    "max_age": "The service asks you to sign in again: your last sign-in was a while ago.",
+    "login_prompt": N_("The service asks you to sign in again."),
+    "max_age": N_("The service asks you to sign in again: your last sign-in was a while ago."),
     "client_refuses_stay_signed_in": (
-        "This service does not accept a long-lived sign-in: sign in again to continue."
+        N_("This service does not accept a long-lived sign-in: sign in again to continue.")
     ),
-    "account_disabled": "This account is locked. Contact support to unlock it.",
+    "account_disabled": N_("This account is locked. Contact support to unlock it."),
     "email_not_verified": (
-        "Confirm your email address first: open the link we mailed you when you registered."
+        N_("Confirm your email address first: open the link we mailed you when you registered.")
     ),
 }
 

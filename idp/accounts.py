@@ -38,6 +38,7 @@ from idp.models import Tombstone, User
 
 __all__ = [
     "GENDERS",
+    "LANGUAGES",
     "Member",
     "authenticate",
     "check_new",
@@ -51,9 +52,11 @@ __all__ = [
     "login_key",
     "mark_email_verified",
     "remove",
+    "search",
     "set_admin",
     "set_disabled",
     "set_email",
+    "set_language",
     "set_password",
     "update_name",
     "userinfo_claims",
@@ -64,6 +67,8 @@ __all__ = [
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s.]{1,63}$|^[^@\s]{1,64}@localhost$")
 
+LANGUAGES = ("en", "ja")
+"""The languages of the pages and of mail."""
 GENDERS = ("female", "male", "other", "unspecified")
 """What registration offers; OIDC Core 5.1 allows any value (the CLI may set one)."""
 
@@ -80,9 +85,12 @@ class Member:
     is_admin: bool
     disabled: bool
     created_at: dt.datetime
+    language: str = "en"
+    """Of the pages the member chose, and of their mail."""
 
 
-def _member(u: User) -> Member:
+def _member(u: User | AnyRow) -> Member:
+    """A member from its row: an ORM object, or the columns of ``_MEMBER``."""
     return Member(
         id=u.id,
         username=u.username,
@@ -94,6 +102,7 @@ def _member(u: User) -> Member:
         is_admin=u.is_admin,
         disabled=u.disabled_at is not None,
         created_at=u.created_at,
+        language=u.language,
     )
 
 
@@ -165,6 +174,7 @@ def create(
     gender: str | None = None,
     is_admin: bool = False,
     email_verified: bool = False,
+    language: str = "en",
 ) -> Member:
     """Create an account.  Raises UsageError (its description says what to
     fix) or ConflictError (user ID or email taken)."""
@@ -193,6 +203,7 @@ def create(
         gender=gender,
         birthdate=birthdate,
         is_admin=is_admin,
+        language=language if language in LANGUAGES else "en",
         created_at=now,
         updated_at=now,
     )
@@ -232,6 +243,7 @@ _MEMBER = select(
     User.is_admin,
     User.disabled_at,
     User.created_at,
+    User.language,
 ).where(User.id == bindparam("user_id"))
 """Built once: UserInfo asks it on every call.  Of ORM columns, so that the
 session flushes what this transaction changed before it reads."""
@@ -253,18 +265,7 @@ def get_committed(user_id: str) -> Member:
 def _member_of(row: AnyRow | None) -> Member:
     if row is None:
         raise NotFoundError("no such user")
-    return Member(
-        id=row.id,
-        username=row.username,
-        email=row.email,
-        email_verified=row.email_verified,
-        name=row.name,
-        gender=row.gender,
-        birthdate=row.birthdate,
-        is_admin=row.is_admin,
-        disabled=row.disabled_at is not None,
-        created_at=row.created_at,
-    )
+    return _member(row)
 
 
 def search(query: str) -> list[Member]:
@@ -422,6 +423,17 @@ def set_disabled(ref: str, disabled: bool, *, actor: str = "operator") -> tuple[
             ).session_ids
         )
     return _member(user), ended
+
+
+@service
+def set_language(user_id: str, language: str) -> None:
+    """The member chose the pages' language: their mail follows it."""
+    if language not in LANGUAGES:
+        raise UsageError(f"language must be one of {', '.join(LANGUAGES)}")
+    user = _user(user_id)
+    if user.language != language:
+        user.language = language
+        user.updated_at = clock.now()
 
 
 @service

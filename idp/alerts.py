@@ -115,8 +115,9 @@ def notify(*, user_id: str, ip: str, country: str | None, reasons: list[str]) ->
 
 def signin_ended(*, user_id: str, reason: str) -> None:
     """Mail that a sign-in was ended (or refused) because of suspected
-    misuse, saying why (joins the caller's transaction).  Nothing for an
-    account that no longer exists."""
+    misuse, saying why -- ``refresh_token_reuse`` or ``step_up_refused``, put
+    in words by the mail's template (joins the caller's transaction).
+    Nothing for an account that no longer exists."""
     try:
         member = accounts.get(user_id)
     except NotFoundError:

@@ -48,6 +48,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from idp.texts import N_
+
 __all__ = [
     "AccessDeniedError",
     "AccountDisabledError",
@@ -92,7 +94,7 @@ __all__ = [
 class IdpError(Exception):
     """Base of every error the provider raises on purpose."""
 
-    default_description: ClassVar[str] = "Something went wrong."
+    default_description: ClassVar[str] = N_("Something went wrong.")
 
     def __init__(self, description: str = "", *, detail: str = "") -> None:
         self.description = description or self.default_description
@@ -123,7 +125,7 @@ class ConflictError(IdpError):
 class RateLimitedError(IdpError):
     """Too many failures from here: answered 429 with ``Retry-After``."""
 
-    default_description = "Too many attempts. Wait a minute and try again."
+    default_description = N_("Too many attempts. Wait a minute and try again.")
 
     def __init__(
         self, description: str = "", *, detail: str = "", retry_after_seconds: int = 60
@@ -135,19 +137,19 @@ class RateLimitedError(IdpError):
 class SignInError(IdpError):
     """A refusal shown to the person on the sign-in page."""
 
-    default_description = "Sign-in failed."
+    default_description = N_("Sign-in failed.")
 
 
 class InvalidCredentialsError(SignInError):
-    default_description = "The user ID or password is incorrect."
+    default_description = N_("The user ID or password is incorrect.")
 
 
 class AccountDisabledError(SignInError):
-    default_description = "This account is locked. Contact support to unlock it."
+    default_description = N_("This account is locked. Contact support to unlock it.")
 
 
 class EmailNotVerifiedError(SignInError):
-    default_description = (
+    default_description = N_(
         "Confirm your email address first: open the link we mailed you when you registered."
     )
 
@@ -155,31 +157,31 @@ class EmailNotVerifiedError(SignInError):
 class PasskeyError(IdpError):
     """A passkey ceremony was refused; the description is what the person sees."""
 
-    default_description = "The passkey could not be verified."
+    default_description = N_("The passkey could not be verified.")
 
 
 class QrError(IdpError):
     """A QR sign-in step was refused; the description is what the person sees."""
 
-    default_description = "This sign-in request cannot be used."
+    default_description = N_("This sign-in request cannot be used.")
 
 
 class LinkError(IdpError):
     """A mailed link cannot be used: unknown, used already, or expired."""
 
-    default_description = "This link cannot be used. Ask for a new one."
+    default_description = N_("This link cannot be used. Ask for a new one.")
 
 
 class OtpError(IdpError):
     """A one-time code, recovery code or birth date was not accepted."""
 
-    default_description = "That code is not right. Try again."
+    default_description = N_("That code is not right. Try again.")
 
 
 class StepUpRefusedError(OtpError):
     """The fifth wrong answer to an extra check: the sign-in is refused for good."""
 
-    default_description = (
+    default_description = N_(
         "Too many wrong answers: this sign-in was refused. Start again from the service."
     )
 
@@ -187,7 +189,7 @@ class StepUpRefusedError(OtpError):
 class InteractionError(IdpError):
     """The sign-in step cannot continue: unknown, expired or already used."""
 
-    default_description = "This sign-in request is unknown."
+    default_description = N_("This sign-in request is unknown.")
 
 
 class DeliveryFailedError(IdpError):

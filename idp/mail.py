@@ -22,9 +22,12 @@ duplicating) and ``console`` (standard output, for development)."""
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import email.policy
 import email.utils
+import functools
+import gettext
 import os
 import re
 import smtplib
@@ -39,11 +42,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import jinja2
+from babel.support import Translations
 
-from idp import clock, outbox, runtime
+from idp import accounts, clock, outbox, runtime
 from idp.config import MailSettings, Settings
-from idp.errors import DeliveryFailedError
+from idp.errors import DeliveryFailedError, NotFoundError
 from idp.outbox import OutboxItem
+from idp.texts import N_
 
 __all__ = [
     "CONTEXT_KEYS",
@@ -58,16 +63,16 @@ __all__ = [
 KIND = "mail"
 
 SUBJECTS: Final[Mapping[str, str]] = {
-    "confirm_email": "Confirm your email address",
-    "user_id": "Your user ID",
-    "reset_password": "Reset your password",
-    "password_changed": "Your password was changed",
-    "signin_code": "Your sign-in code",
-    "signin_ended": "Your sign-in was ended",
-    "membership_cancelled": "Your membership was cancelled",
-    "email_changed": "Your email address was changed",
-    "register_attempt": "Someone tried to register with your address",
-    "login_notification": "Login Notification ({when})",
+    "confirm_email": N_("Confirm your email address"),
+    "user_id": N_("Your user ID"),
+    "reset_password": N_("Reset your password"),
+    "password_changed": N_("Your password was changed"),
+    "signin_code": N_("Your sign-in code"),
+    "signin_ended": N_("Your sign-in was ended"),
+    "membership_cancelled": N_("Your membership was cancelled"),
+    "email_changed": N_("Your email address was changed"),
+    "register_attempt": N_("Someone tried to register with your address"),
+    "login_notification": N_("Login Notification ({when})"),
 }
 """Each template and its subject (after ``alerts.brand_prefix``), as CONTRACT.md words them;
 ``{when}`` is the context's time in ``alerts.timezone``."""
@@ -100,6 +105,27 @@ POLICY = email.policy.default.clone(cte_type="7bit", max_line_length=998)
 RFC 5322's limit rather than 78 characters, so that a link is never split by
 a soft line break: it stays whole in a raw ``.eml`` file too."""
 
+TRANSLATIONS_DIR = Path(__file__).with_name("translations")
+LANGUAGES = ("en", "ja")
+_language: contextvars.ContextVar[str] = contextvars.ContextVar("idp_mail_language", default="en")
+
+
+@functools.cache
+def _translations(language: str) -> gettext.NullTranslations:
+    """The catalog of mail (and of the provider's sentences) in ``language``."""
+    if language == "en":
+        return gettext.NullTranslations()
+    return Translations.load(str(TRANSLATIONS_DIR), [language])
+
+
+def _gettext(message: str) -> str:
+    return _translations(_language.get()).gettext(message)
+
+
+def _ngettext(singular: str, plural: str, n: int) -> str:
+    return _translations(_language.get()).ngettext(singular, plural, n)
+
+
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
     autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
@@ -107,34 +133,51 @@ _env = jinja2.Environment(
     keep_trailing_newline=True,
     trim_blocks=True,
     lstrip_blocks=True,
+    extensions=["jinja2.ext.i18n"],
 )
+_env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
 _URL = re.compile(r"(https?)://", re.IGNORECASE)
 
 
 def queue(
-    *, to: str, template: str, context: Mapping[str, Any], user_id: str | None = None
+    *,
+    to: str,
+    template: str,
+    context: Mapping[str, Any],
+    user_id: str | None = None,
+    language: str | None = None,
 ) -> None:
     """Render a mail now and add it to the outbox (joins the caller's transaction).
 
     ``user_id`` names the member in the audit log should the mail prove
-    undeliverable.  Raises ValueError for an unknown template, a missing
-    context key, a link not under the issuer, a code that is not six digits
-    or an address that cannot go in a header: mistakes of the caller, found
-    before anything is promised.  Nothing is sent until the caller commits."""
+    undeliverable; the mail is in their language (``language`` says which
+    when there is no member yet, English otherwise).  Raises ValueError for
+    an unknown template, a missing context key, a link not under the issuer,
+    a code that is not six digits or an address that cannot go in a header:
+    mistakes of the caller, found before anything is promised.  Nothing is
+    sent until the caller commits."""
     settings = runtime.current().settings
     values = _context(settings, template, context)
     local, _, domain = to.rpartition("@")
     if not local or not domain or any(c.isspace() or not c.isprintable() for c in to):
         raise ValueError(f"mail {template!r} to {to!r} cannot be written: not an address")
-    subject = settings.alerts.brand_prefix + SUBJECTS[template].format(**values)
+    token = _language.set(_member_language(user_id) if language is None else language)
+    try:
+        subject = settings.alerts.brand_prefix + _gettext(SUBJECTS[template]).format(**values)
+        text = _env.get_template(f"{template}.txt").render(values)
+        html = _env.get_template(f"{template}.html").render(
+            values, subject=subject, lang=_language.get()
+        )
+    finally:
+        _language.reset(token)
     payload = {
         "user_id": user_id,
         "template": template,
         "to": to,
         "from": settings.mail.sender,
         "subject": subject,
-        "text": _env.get_template(f"{template}.txt").render(values),
-        "html": _env.get_template(f"{template}.html").render(values, subject=subject),
+        "text": text,
+        "html": html,
         "date": email.utils.format_datetime(clock.now()),
         "message_id": email.utils.make_msgid(domain=settings.issuer_host or "localhost"),
     }
@@ -143,6 +186,16 @@ def queue(
     except (ValueError, TypeError) as e:
         raise ValueError(f"mail {template!r} to {to!r} cannot be written: {e}") from e
     outbox.enqueue_many(KIND, [payload], ttl=dt.timedelta(hours=settings.mail.retry_hours))
+
+
+def _member_language(user_id: str | None) -> str:
+    if user_id is None:
+        return "en"
+    try:
+        language = accounts.get(user_id).language
+    except NotFoundError:
+        return "en"
+    return language if language in LANGUAGES else "en"
 
 
 def _context(settings: Settings, template: str, given: Mapping[str, Any]) -> dict[str, Any]:

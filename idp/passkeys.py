@@ -229,9 +229,7 @@ def register(
         _refuse(PasskeyError("The passkey could not be registered.", detail=str(e)), row.id)
     count = db.session.scalar(select(func.count()).where(Passkey.user_id == member.id)) or 0
     if count >= MAX_PASSKEYS:
-        _refuse(
-            PasskeyError(f"You already have {MAX_PASSKEYS} passkeys. Delete one first."), row.id
-        )
+        _refuse(PasskeyError("You already have 20 passkeys. Delete one first."), row.id)
     taken = db.session.scalar(
         select(Passkey.id).where(Passkey.credential_id == verified.credential_id)
     )

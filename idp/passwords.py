@@ -24,6 +24,7 @@ __all__ = ["MIN_LENGTH", "check_policy", "hash_password", "needs_rehash", "verif
 
 MIN_LENGTH = 10
 MAX_LENGTH = 1024
+# Their refusals below say these numbers in words a translation can hold.
 """Longer inputs are refused: argon2 cost grows with length (a DoS lever)."""
 
 _hasher = PasswordHasher()
@@ -41,9 +42,9 @@ def check_policy(password: str, *, username: str = "", email: str = "") -> None:
     """Raise UsageError (its description says what to change) unless the
     password may be set for this user ID and email."""
     if len(password) < MIN_LENGTH:
-        raise UsageError(f"The password must have at least {MIN_LENGTH} characters.")
+        raise UsageError("The password must have at least 10 characters.")  # MIN_LENGTH
     if len(password) > MAX_LENGTH:
-        raise UsageError(f"The password must have at most {MAX_LENGTH} characters.")
+        raise UsageError("The password must have at most 1024 characters.")  # MAX_LENGTH
     folded = password.casefold()
     if folded in _common() or folded.strip("0123456789!?.") in _common():
         raise UsageError("This password is one of the most common ones. Choose another.")

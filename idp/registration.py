@@ -54,8 +54,10 @@ def register(
     gender: str,
     birthdate: str,
     ip: str | None = None,
+    language: str = "en",
 ) -> None:
-    """Register a member and mail the confirmation link.
+    """Register a member (in the language of the page they registered on)
+    and mail the confirmation link.
 
     Raises UsageError for a field to fix and ConflictError for a taken user
     ID.  A registered address is answered like a free one (nothing is
@@ -86,6 +88,7 @@ def register(
         name=name,
         birthdate=day,
         gender=gender,
+        language=language,
     )
     link = links.issue(Purpose.CONFIRM_EMAIL, user_id=member.id, email=member.email)
     mail.queue(

@@ -236,14 +236,7 @@ def _failed(session: SessionInfo) -> None:
             ip=session.ip,
         )
         _record(session, "refused", "too_many_wrong_answers")
-        alerts.signin_ended(
-            user_id=session.user_id,
-            reason=(
-                "Someone signed in with your password but could not answer the extra "
-                "check, so we refused that sign-in. If it was not you, your password is "
-                "known to someone else."
-            ),
-        )
+        alerts.signin_ended(user_id=session.user_id, reason="step_up_refused")
 
     try:
         refuse(OtpError("That is not right. Try again."), record=record)

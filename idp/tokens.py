@@ -553,13 +553,7 @@ def _end_reused_family(grant: RefreshGrant) -> None:
         reason=sessions.LogoutReason.REFRESH_TOKEN_REUSE,
         actor="system",
     )
-    alerts.signin_ended(
-        user_id=grant.user_id,
-        reason=(
-            "A service presented a sign-in token of yours that had already been used, "
-            "so someone else may have a copy of it. We ended that sign-in to be safe."
-        ),
-    )
+    alerts.signin_ended(user_id=grant.user_id, reason="refresh_token_reuse")
 
 
 def verify_access_token(token: str) -> AccessClaims:

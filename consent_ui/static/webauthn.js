@@ -12,6 +12,13 @@
 
   const csrfToken = () => document.querySelector('meta[name="csrf-token"]').content;
 
+  // Messages in the page's language: the page puts them in #js-messages
+  // (data attributes, no inline script); the English here is the fallback.
+  const t = (key, fallback) => {
+    const box = document.getElementById("js-messages");
+    return (box && box.dataset[key]) || fallback;
+  };
+
   const b64urlToBuffer = (value) => {
     const base64 = value.replace(/-/g, "+").replace(/_/g, "/");
     const padded = base64 + "=".repeat((4 - (base64.length % 4)) % 4);
@@ -73,7 +80,7 @@
     try {
       data = await reply.json();
     } catch (_) {
-      data = { message: "The server could not answer. Try again." };
+      data = { message: t("serverDown", "The server could not answer. Try again.") };
     }
     return { ok: reply.ok, status: reply.status, data };
   };
@@ -89,15 +96,15 @@
 
   const explain = (error) => {
     if (error && (error === "timeout" || error.name === "AbortError")) {
-      return "The passkey request timed out. Try again.";
+      return t("timedOut", "The passkey request timed out. Try again.");
     }
     if (error && error.name === "NotAllowedError") {
-      return "No passkey was used. Try again, or sign in another way.";
+      return t("notAllowed", "No passkey was used. Try again, or sign in another way.");
     }
     if (error && error.name === "InvalidStateError") {
-      return "This passkey is already registered.";
+      return t("alreadyRegistered", "This passkey is already registered.");
     }
-    return "The passkey could not be used on this device. Sign in another way.";
+    return t("unusable", "The passkey could not be used on this device. Sign in another way.");
   };
 
   const platformAvailable = async () => {
@@ -127,7 +134,7 @@
         window.location.assign(result.data.redirect);
         return;
       }
-      show(errorBox, result.data.message || "The passkey was refused.");
+      show(errorBox, result.data.message || t("refused", "The passkey was refused."));
     };
 
     const ask = async (mediation, stillWanted) => {
@@ -141,7 +148,7 @@
         return;
       }
       if (!options.ok) {
-        show(errorBox, options.data.message || "Easy Login is not available now. Try again.");
+        show(errorBox, options.data.message || t("unavailable", "Easy Login is not available now. Try again."));
         return;
       }
       const timer = mediation ? null : withTimeout(controller);
@@ -202,7 +209,7 @@
           window.location.assign(options.data.redirect);
           return;
         }
-        show(errorBox, options.data.message || "A passkey cannot be added now.");
+        show(errorBox, options.data.message || t("cannotAdd", "A passkey cannot be added now."));
         return;
       }
       const controller = new AbortController();
@@ -220,7 +227,7 @@
           window.location.assign(result.data.redirect);
           return;
         }
-        show(errorBox, result.data.message || "The passkey could not be registered.");
+        show(errorBox, result.data.message || t("notRegistered", "The passkey could not be registered."));
       } catch (error) {
         show(errorBox, explain(controller.signal.reason || error));
       } finally {
@@ -235,10 +242,10 @@
     const publicId = statusBox.dataset.publicId;
     const errorBox = document.getElementById("qr-error");
     const messages = {
-      pending: "Waiting for your phone…",
-      approved: "Approved. Signing you in…",
-      denied: "The sign-in request was denied on your phone.",
-      expired: "The code has expired. Go back and start again.",
+      pending: t("qrPending", "Waiting for your phone…"),
+      approved: t("qrApproved", "Approved. Signing you in…"),
+      denied: t("qrDenied", "The sign-in request was denied on your phone."),
+      expired: t("qrExpired", "The code has expired. Go back and start again."),
     };
     const setState = (state) => {
       statusBox.dataset.state = state;
@@ -265,10 +272,10 @@
           window.location.assign(result.data.redirect);
           return;
         }
-        show(errorBox, result.data.message || "The approval could not be used.");
+        show(errorBox, result.data.message || t("approvalUnusable", "The approval could not be used."));
         return;
       }
-      show(errorBox, messages[state] || "This sign-in request cannot be used.");
+      show(errorBox, messages[state] || t("requestUnusable", "This sign-in request cannot be used."));
     };
     setTimeout(poll, POLL_MS);
   };
@@ -291,7 +298,7 @@
       const picked = await postJSON(`/qr/${token}/match`, { match });
       if (!picked.ok) {
         closeForms();
-        show(errorBox, picked.data.message || "The request was denied.");
+        show(errorBox, picked.data.message || t("requestDenied", "The request was denied."));
         return;
       }
       const controller = new AbortController();
@@ -309,7 +316,7 @@
           done.hidden = false;
           return;
         }
-        show(errorBox, result.data.message || "The passkey was refused.");
+        show(errorBox, result.data.message || t("refused", "The passkey was refused."));
       } catch (error) {
         closeForms();
         show(errorBox, explain(controller.signal.reason || error));

@@ -26,6 +26,8 @@ class User(Base):
     gender: Mapped[str | None] = mapped_column(String(32))
     birthdate: Mapped[dt.date | None] = mapped_column(Date)
     is_admin: Mapped[bool] = mapped_column(default=False)
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
+    """``en`` or ``ja``: the language of the pages the member last chose, and of their mail."""
     disabled_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]

@@ -190,7 +190,7 @@ def test_disabling_ends_every_session_and_enabling_lets_the_member_back(
 
     assert theirs.get("/account").status_code == 303
     page = browser.get(user_page).text
-    assert 'id="admin-status">Disabled' in page
+    assert 'data-status="disabled"' in page
     assert 'id="admin-enable"' in page
     _post(browser, user_page, f"{user_page}/disable", action="enable")
     assert _signed_in(idp, member).get("/account").status_code == 200

@@ -100,6 +100,13 @@ def _strong_flow(idp: LiveIdp, browser: Browser, member: Any) -> tuple[requests.
     return page, verifier, shop
 
 
+def _signed_in_at_home(idp: LiveIdp, member: Any) -> Browser:
+    """The member signed in from Japan: a session in use there from now on."""
+    at_home = _from(idp, IN_JP)
+    at_home.sign_in(at_home.get("/login"), member.username, PASSWORD)
+    return at_home
+
+
 def _mailed_code(smtp: SmtpServer, address: str, nth: int = 1) -> str:
     found = re.search(r"\b(\d{6})\b", text_of(mail_to(smtp, address, "Your sign-in code", nth=nth)))
     assert found
@@ -150,8 +157,7 @@ def test_a_sign_in_from_another_country_is_stepped_up_and_passing_adds_otp_and_m
     idp: LiveIdp, smtp: SmtpServer
 ) -> None:
     member = _member(idp)
-    at_home = _from(idp, IN_JP)
-    at_home.sign_in(at_home.get("/login"), member.username, PASSWORD)
+    _signed_in_at_home(idp, member)
     abroad = _from(idp, IN_US)
 
     page, verifier, shop = _strong_flow(idp, abroad, member)
@@ -173,8 +179,7 @@ def test_a_failed_travel_step_up_is_refused_and_the_owner_told(
     idp: LiveIdp, smtp: SmtpServer
 ) -> None:
     member = _member(idp)
-    at_home = _from(idp, IN_JP)
-    at_home.sign_in(at_home.get("/login"), member.username, PASSWORD)
+    at_home = _signed_in_at_home(idp, member)
     abroad = _from(idp, IN_GB)
     page, _, _ = _strong_flow(idp, abroad, member)
     code = _mailed_code(smtp, member.email)
@@ -220,8 +225,7 @@ def test_another_country_after_the_travel_window_is_only_notified(
 ) -> None:
     idp = moved
     member = _member(idp)
-    at_home = _from(idp, IN_JP)
-    at_home.sign_in(at_home.get("/login"), member.username, PASSWORD)
+    _signed_in_at_home(idp, member)
     idp.advance(hours=idp.settings.risk.travel_hours, minutes=1)
     abroad = _from(idp, IN_US)
 
@@ -238,8 +242,7 @@ def test_a_held_sign_in_serves_nothing_until_the_check_is_passed(
     idp: LiveIdp, smtp: SmtpServer
 ) -> None:
     member = _member(idp)
-    at_home = _from(idp, IN_JP)
-    at_home.sign_in(at_home.get("/login"), member.username, PASSWORD)
+    _signed_in_at_home(idp, member)
     abroad = _from(idp, IN_US)
     page, _, shop = _strong_flow(idp, abroad, member)
     assert 'id="otp-form"' in page.text
@@ -255,8 +258,7 @@ def test_a_held_sign_in_with_no_service_behind_it_is_checked_then_shown_the_acco
     idp: LiveIdp, smtp: SmtpServer
 ) -> None:
     member = _member(idp)
-    at_home = _from(idp, IN_JP)
-    at_home.sign_in(at_home.get("/login"), member.username, PASSWORD)
+    _signed_in_at_home(idp, member)
     abroad = _from(idp, IN_US)
 
     reply = abroad.submit_login(
@@ -275,8 +277,7 @@ def test_a_held_sign_in_with_no_service_behind_it_is_checked_then_shown_the_acco
 
 def test_two_right_answers_at_once_step_the_session_up_once(idp: LiveIdp, smtp: SmtpServer) -> None:
     member = _member(idp)
-    at_home = _from(idp, IN_JP)
-    at_home.sign_in(at_home.get("/login"), member.username, PASSWORD)
+    _signed_in_at_home(idp, member)
     abroad = _from(idp, IN_US)
     reply = abroad.submit_login(abroad.get("/login"), member.username, PASSWORD)
     page = abroad.follow(reply)
