@@ -7,10 +7,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_DIR := tests/interop/node
+A11Y_DIR := tests/a11y
+A11Y_STAMP := $(A11Y_DIR)/node_modules/.package-lock.json
 GEOIP_DIR := geoip
 GEOIP_STAMP := $(GEOIP_DIR)/node_modules/.package-lock.json
 
-.PHONY: run test test-sqlite test-postgresql lint bench clean country-db
+.PHONY: run demo test test-sqlite test-postgresql lint bench clean country-db translations config-reference screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +22,10 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP) country-db
 	$(BIN)/idp serve --host 127.0.0.1 --port 5000
+
+# The provider on :5000 and the demo shop (examples/shop) on :5001.
+demo: $(STAMP) country-db
+	$(BIN)/python -m examples.shop.demo
 
 # The IP-to-country database of the embedded defaults (CC0, from npm; see the
 # README).  Without npm the provider still runs: countries are then unknown.
@@ -36,9 +42,12 @@ country-db:
 $(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package-lock.json
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
 
+$(A11Y_STAMP): $(A11Y_DIR)/package-lock.json
+	cd $(A11Y_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
 test: $(STAMP)
 	scripts/install-test-deps
-	$(MAKE) $(NODE_DIR)/node_modules/.package-lock.json $(GEOIP_STAMP)
+	$(MAKE) $(NODE_DIR)/node_modules/.package-lock.json $(GEOIP_STAMP) $(A11Y_STAMP)
 	$(MAKE) lint
 	scripts/run-suites
 
@@ -49,8 +58,8 @@ test-postgresql: $(STAMP) $(GEOIP_STAMP)
 	IDP_TEST_DATABASE=postgresql $(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check idp consent_ui tests bench
-	$(BIN)/ruff format --check --quiet idp consent_ui tests bench
+	$(BIN)/ruff check idp consent_ui tests bench examples
+	$(BIN)/ruff format --check --quiet idp consent_ui tests bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -65,6 +74,21 @@ bench: $(STAMP)
 	scripts/install-test-deps wrk
 	$(MAKE) --no-print-directory $(PEER_STAMP)
 	$(BIN)/python -m bench.run
+
+# Extract the pages' and the provider's sentences, merge them into the
+# Japanese catalogs and compile them (the .mo files are committed).
+translations: $(STAMP)
+	$(BIN)/python scripts/update-translations
+
+# docs/configuration.md from the settings tree and config.example.toml.
+config-reference: $(STAMP)
+	$(BIN)/python scripts/config-reference
+
+# docs/screenshots/: the main pages, phone and desktop, Japanese and English
+# (needs what make test installs; not part of it).
+screenshots: $(STAMP)
+	scripts/install-test-deps pkg:fonts-ipafont-gothic
+	$(BIN)/python scripts/screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
