@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     endpoints.install(app, settings.server.issuer)
     csrf.exempt(endpoints.bp)
-    app.wsgi_app = endpoints.published_documents(app)  # type: ignore[method-assign]
+    app.wsgi_app = endpoints.answered_before_flask(app)  # type: ignore[method-assign]
     admin_api.install(app)
     csrf.exempt(admin_api.bp)
 

@@ -41,7 +41,7 @@ from prometheus_client.registry import Collector
 from idp import outbox, remote, runtime
 from idp.config import Settings
 
-__all__ = ["install", "observe_document", "signin"]
+__all__ = ["install", "observe_before_flask", "signin"]
 
 _REQUESTS = Counter("idp_http_requests", "HTTP requests answered", ["endpoint", "method", "status"])
 _LATENCY = Histogram(
@@ -58,8 +58,9 @@ def signin(method: str, result: str) -> None:
     _SIGNINS.labels(method, result).inc()
 
 
-def observe_document(path: str, method: str, status: int, seconds: float) -> None:
-    """Count a request answered before Flask (``idp.protocol.documents``)."""
+def observe_before_flask(path: str, method: str, status: int, seconds: float) -> None:
+    """Count a request answered before Flask (``idp.protocol.documents``,
+    ``idp.protocol.express``)."""
     _REQUESTS.labels(path, method, str(status)).inc()
     _LATENCY.labels(path).observe(seconds)
 

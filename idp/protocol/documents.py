@@ -103,8 +103,8 @@ class PublishedDocuments:
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
         if if_none_match and document.matches(if_none_match):
             start_response("304 Not Modified", document.not_modified)
-            metrics.observe_document(path, method, 304, time.perf_counter() - started)
+            metrics.observe_before_flask(path, method, 304, time.perf_counter() - started)
             return []
         start_response("200 OK", document.ok)
-        metrics.observe_document(path, method, 200, time.perf_counter() - started)
+        metrics.observe_before_flask(path, method, 200, time.perf_counter() - started)
         return [] if method == "HEAD" else [document.body]

@@ -25,10 +25,11 @@ from flask import Blueprint, Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from idp import accounts, errors, runtime, sessions, tokens
-from idp.errors import NotFoundError, OAuthError, RateLimitedError
+from idp import errors, runtime, sessions, tokens
+from idp.errors import OAuthError, RateLimitedError
 from idp.protocol.authorization import reject_repeated
 from idp.protocol.documents import PublishedDocuments
+from idp.protocol.express import ExpressLane, userinfo_answer
 from idp.protocol.server import (
     authenticate_endpoint_client,
     build_resource_protector,
@@ -173,7 +174,7 @@ def render_error(e: Exception) -> Response:
 DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
 
 
-# GET and HEAD of these two are answered before Flask (published_documents);
+# GET and HEAD of these two are answered before Flask (answered_before_flask);
 # the views give every other method its 405 with Allow, as any route does.
 @bp.get(DISCOVERY_PATHS[0])
 @bp.get(DISCOVERY_PATHS[1])
@@ -278,24 +279,17 @@ class _BearerRequest:
 def userinfo() -> Response:
     g.auth_scheme = "Bearer"
     reject_repeated(request.values)
-    access = bearer("openid")
-    if access.user_id is None:
-        raise errors.InvalidTokenError("The access token does not name a person.")
-    try:
-        member = accounts.get_committed(access.user_id)
-    except NotFoundError:
-        raise errors.InvalidTokenError("The account no longer exists.") from None
-    if member.disabled:
-        raise errors.InvalidTokenError("The account is disabled.")
-    return json_response(accounts.userinfo_claims(member, access.scopes))
+    return json_response(userinfo_answer(bearer("openid")))
 
 
-def published_documents(app: Flask) -> PublishedDocuments:
-    """The WSGI layer that answers discovery and the JWKS before Flask
-    (``idp.protocol.documents``); the views below stay for what it passes on."""
+def answered_before_flask(app: Flask) -> PublishedDocuments:
+    """The WSGI layers in front of Flask: the published documents
+    (``idp.protocol.documents``), then the plain cases of UserInfo and
+    introspection (``idp.protocol.express``); the views here answer what
+    they pass on."""
     keys = runtime.current_from(app).keys
     return PublishedDocuments(
-        app.wsgi_app,
+        ExpressLane(app.wsgi_app, app),
         discovery=app.extensions[_DISCOVERY],
         discovery_paths=DISCOVERY_PATHS,
         jwks=keys.jwks_bytes,

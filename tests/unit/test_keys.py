@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from idp import clock
+from idp import clock, keys
 from idp.errors import InvalidTokenError
 from idp.keys import SKEW_SECONDS, KeyRing
 
@@ -289,3 +289,37 @@ def test_running_process_picks_up_a_rotation_once_its_recheck_is_due(
 
     assert published_kids(server) == {old, new}
     assert server.verify(server.sign({"sub": "alice"}))[0]["kid"] == new
+
+
+def test_a_remembered_token_is_still_checked_for_its_typ(tmp_path: Path) -> None:
+    ring = key_ring(tmp_path / "keys")
+    ring.ensure()
+    access_token = ring.sign({"sub": "alice"}, typ="at+jwt")
+    ring.verify(access_token, typ="at+jwt")
+
+    with pytest.raises(InvalidTokenError):
+        ring.verify(access_token, typ="JWT")
+
+
+def test_the_claims_of_a_remembered_token_cannot_be_changed_by_a_caller(tmp_path: Path) -> None:
+    ring = key_ring(tmp_path / "keys")
+    ring.ensure()
+    token = ring.sign({"sub": "alice"})
+    _, claims = ring.verify(token)
+    claims["sub"] = "mallory"
+
+    assert ring.verify(token)[1]["sub"] == "alice"
+
+
+def test_the_memory_of_verified_tokens_is_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys, "VERIFIED_TOKENS", 3)
+    ring = key_ring(tmp_path / "keys")
+    ring.ensure()
+    signed = [ring.sign({"sub": f"member-{n}"}) for n in range(10)]
+    for token in signed:
+        ring.verify(token)
+
+    assert len(ring._current().verified) <= 3
+    assert [ring.verify(token)[1]["sub"] for token in signed] == [f"member-{n}" for n in range(10)]
