@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from consent_ui import bp
 from consent_ui.context import client_ip, page, settings, signed_in
-from consent_ui.i18n import N_
+from consent_ui.i18n import N_, language
 from idp import accounts, devices, events, geo, registration, sessions
 from idp.errors import ConflictError, LinkError, UsageError
 
@@ -95,7 +95,7 @@ def session_list() -> Response:
             "id": s.id,
             "device": s.device,
             "ip": s.ip,
-            "country": geo.country_name(s.country),
+            "country": geo.country_name(s.country, language()),
             "last_seen": _local(s.last_seen_at),
             "last_seen_iso": s.last_seen_at.isoformat(),
             "created": _local(s.created_at),
@@ -114,7 +114,7 @@ def session_list() -> Response:
             "result": a.result,
             "device": devices.describe(a.user_agent),
             "ip": a.ip,
-            "country": geo.country_name(a.country),
+            "country": geo.country_name(a.country, language()),
         }
         for a in events.attempts_for_user(me.member.id, limit=RECENT_ACTIVITY)
     ]

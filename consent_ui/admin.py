@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 from consent_ui import bp
 from consent_ui.account import require_signed_in
 from consent_ui.context import SignedIn, client_ip, page, settings, signed_in
+from consent_ui.i18n import language
 from idp import accounts, clock, devices, events, geo, passkeys, sessions, step_up
 from idp.errors import NotFoundError
 
@@ -75,7 +76,7 @@ def admin_user(user_id: str) -> Response:
             "id": s.id,
             "device": s.device,
             "ip": s.ip,
-            "country": geo.country_name(s.country),
+            "country": geo.country_name(s.country, language()),
             "last_seen": _local(s.last_seen_at),
             "created": _local(s.created_at),
             "amr": " ".join(s.amr),
@@ -91,7 +92,7 @@ def admin_user(user_id: str) -> Response:
             "result": a.result,
             "reason": a.reason or "",
             "ip": a.ip,
-            "country": geo.country_name(a.country),
+            "country": geo.country_name(a.country, language()),
             "device": devices.describe(a.user_agent),
         }
         for a in events.attempts_for_user(member.id, limit=30)

@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 
 from consent_ui import bp
 from consent_ui.context import client_ip, page, refusal, safe_next, settings, signed_in
-from consent_ui.i18n import N_
+from consent_ui.i18n import N_, language
 from consent_ui.signin import browser, set_signed_in
 from idp import devices, geo, interactions, qr, remote, signin
 from idp.errors import InteractionError, PasskeyError, QrError, SignInError
@@ -129,7 +129,7 @@ def _approval_page(token: str, *, error: str | None = None, done: bool = False) 
             error=error,
             done=done,
             device=devices.describe(status.requester_user_agent),
-            country=geo.country_name(status.requester_country),
+            country=geo.country_name(status.requester_country, language()),
             when=when,
         )
     )

@@ -174,6 +174,18 @@ _REFRESH_TOKEN_ROW = select(
     _RT.c.spent_at,
     _RT.c.revoked_at,
 )
+_REFRESH_TOKEN_BY_HASH = _REFRESH_TOKEN_ROW.where(_RT.c.token_hash == bindparam("token_hash"))
+_REFRESH_TOKEN_BY_ID = _REFRESH_TOKEN_ROW.where(_RT.c.id == bindparam("token_id"))
+_SPEND_REFRESH_TOKEN = (
+    update(_RT)
+    .where(
+        _RT.c.id == bindparam("token_id"),
+        _RT.c.spent_at.is_(None),
+        _RT.c.revoked_at.is_(None),
+        _RT.c.expires_at > bindparam("now"),
+    )
+    .values(spent_at=bindparam("spent_now", type_=_RT.c.spent_at.type))
+)
 
 
 def _issue_access_token(
@@ -399,8 +411,7 @@ def find_refresh_token(value: str, client_id: str) -> RefreshGrant | None:
     if not value or len(value) > 100:
         return None
     row = db.session.execute(
-        _REFRESH_TOKEN_ROW.where(_RT.c.token_hash == bindparam("token_hash")),
-        {"token_hash": secret_hash(value)},
+        _REFRESH_TOKEN_BY_HASH, {"token_hash": secret_hash(value)}
     ).one_or_none()
     if row is None or row.client_id != client_id:
         return None
@@ -464,14 +475,7 @@ def rotate(
     session = sessions.lock(grant.session_id)  # sessions before tokens: no deadlock
     if grant.spent_at is None:
         spent = db.session.execute(
-            update(RefreshToken)
-            .where(
-                RefreshToken.id == grant.id,
-                RefreshToken.spent_at.is_(None),
-                RefreshToken.revoked_at.is_(None),
-                RefreshToken.expires_at > now,
-            )
-            .values(spent_at=now)
+            _SPEND_REFRESH_TOKEN, {"token_id": grant.id, "now": now, "spent_now": now}
         )
         if rowcount(spent) == 0:
             # Another request spent it first, or a forced logout revoked it.
@@ -497,9 +501,7 @@ def rotate(
 
 
 def _reread(token_id: int) -> AnyRow | None:
-    return db.session.execute(
-        _REFRESH_TOKEN_ROW.where(_RT.c.id == bindparam("id")), {"id": token_id}
-    ).one_or_none()
+    return db.session.execute(_REFRESH_TOKEN_BY_ID, {"token_id": token_id}).one_or_none()
 
 
 def _reuse_within_grace(grant: RefreshGrant, *, confidential: bool, now: dt.datetime) -> None:

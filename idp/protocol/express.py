@@ -1,12 +1,14 @@
-"""UserInfo and introspection, answered before Flask when all is in order.
+"""UserInfo, introspection and machine tokens, answered before Flask when
+all is in order.
 
-A relying service calls these two on most of its own requests: UserInfo
-with the access token it holds, introspection of the token a caller showed
-it.  The work is small once the signature check of a token is remembered
-(``idp.keys``) and the look-ups are one prepared statement each
-(``idp.db.read_one``); Flask's request context, routing, hooks and response
-object then cost more than the work, about 250 µs a request on the bench
-machine (``make bench``).
+A relying service calls these on most of its own requests: UserInfo with
+the access token it holds, introspection of the token a caller showed it, a
+``client_credentials`` token for calling another service.  The work is
+small once the signature check of a token is remembered (``idp.keys``) and
+the look-ups are one prepared statement each (``idp.db.read_one``); a
+machine token is one signature and no write.  Flask's request context,
+routing, hooks and response object then cost as much as the work, about
+250 µs a request on the bench machine (``make bench``).
 
 So this WSGI layer, behind the published documents and in front of Flask,
 answers the plain, successful case only:
@@ -16,7 +18,9 @@ answers the plain, successful case only:
   is not disabled;
 * ``POST /introspect`` with HTTP Basic credentials of a confidential client
   that check out, and a form of ``token`` (and ``token_type_hint``), each
-  once.
+  once;
+* ``POST /token`` with such credentials, ``grant_type=client_credentials``
+  and a ``scope`` the client may have (``grants.machine_scope``).
 
 Everything else -- a refusal to render with its ``WWW-Authenticate``, a
 client authenticated in the body, a repeated parameter, an unexpected
@@ -40,18 +44,20 @@ from urllib.parse import parse_qsl, unquote
 from flask import Flask
 
 from idp import accounts, clients, metrics, tokens
+from idp.clients import RelyingParty
 from idp.errors import InvalidTokenError, NotFoundError
 from idp.headers import DOCUMENT_HEADERS
+from idp.protocol.grants import machine_scope
 
 __all__ = ["ExpressLane", "userinfo_answer"]
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 MAX_FORM_BYTES = 16 * 1024
-"""A longer introspection request goes to Flask, which has its own limits."""
+"""A longer form goes to Flask, which has its own limits."""
 
-_INTROSPECTION_FIELDS = frozenset({"token", "token_type_hint"})
 _HEADERS = [("Cache-Control", "no-store"), *DOCUMENT_HEADERS]
+_TOKEN_HEADERS = [*_HEADERS, ("Pragma", "no-cache")]
 
 
 def userinfo_answer(access: tokens.AccessClaims) -> dict[str, Any]:
@@ -95,19 +101,41 @@ def _basic_credentials(environ: dict[str, Any]) -> tuple[str, str] | None:
     return unquote(client_id), unquote(secret)
 
 
-def _introspection(environ: dict[str, Any], form: dict[str, str] | None) -> dict[str, Any] | None:
+def _authenticated_client(environ: dict[str, Any]) -> RelyingParty | None:
+    """A confidential client whose HTTP Basic credentials check out."""
     credentials = _basic_credentials(environ)
-    if credentials is None or form is None or not form.get("token"):
+    if credentials is None:
         return None
     client = clients.lookup(credentials[0])
     if client is None or client.is_public or not clients.check_secret(client, credentials[1]):
         return None
+    return client
+
+
+def _introspection(environ: dict[str, Any], form: dict[str, str] | None) -> dict[str, Any] | None:
+    if form is None or not form.get("token"):
+        return None
+    client = _authenticated_client(environ)
+    if client is None:
+        return None
     return tokens.introspect(form["token"], client)
 
 
-def _read_form(environ: dict[str, Any]) -> dict[str, str] | None:
-    """The introspection form if it is plain, else None; the body read is
-    put back for Flask either way."""
+def _machine_token(environ: dict[str, Any], form: dict[str, str] | None) -> dict[str, Any] | None:
+    if form is None or form.get("grant_type") != "client_credentials":
+        return None
+    client = _authenticated_client(environ)
+    if client is None or not client.allows_grant("client_credentials"):
+        return None
+    scope = machine_scope(client, form.get("scope"))
+    if scope is None:
+        return None
+    return tokens.issue_for_client(client, scope).to_json()
+
+
+def _read_form(environ: dict[str, Any], fields: frozenset[str]) -> dict[str, str] | None:
+    """The form if it is plain -- urlencoded, of ``fields`` only, each once
+    -- else None; the body read is put back for Flask either way."""
     content_type = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
     try:
         length = int(environ.get("CONTENT_LENGTH") or -1)
@@ -122,14 +150,32 @@ def _read_form(environ: dict[str, Any]) -> dict[str, str] | None:
     except (UnicodeDecodeError, ValueError):
         return None
     form = dict(pairs)
-    if len(form) != len(pairs) or not form.keys() <= _INTROSPECTION_FIELDS:
+    if len(form) != len(pairs) or not form.keys() <= fields:
         return None
     return form
 
 
-_ROUTES: dict[tuple[str, str], Callable[[dict[str, Any], Any], dict[str, Any] | None]] = {
-    ("GET", "/userinfo"): _userinfo,
-    ("POST", "/introspect"): _introspection,
+class _Route:
+    __slots__ = ("answer", "fields", "headers")
+
+    def __init__(
+        self,
+        answer: Callable[[dict[str, Any], Any], dict[str, Any] | None],
+        *,
+        fields: frozenset[str] = frozenset(),
+        headers: list[tuple[str, str]] = _HEADERS,
+    ) -> None:
+        self.answer = answer
+        self.fields = fields
+        self.headers = headers
+
+
+_ROUTES = {
+    ("GET", "/userinfo"): _Route(_userinfo),
+    ("POST", "/introspect"): _Route(_introspection, fields=frozenset({"token", "token_type_hint"})),
+    ("POST", "/token"): _Route(
+        _machine_token, fields=frozenset({"grant_type", "scope"}), headers=_TOKEN_HEADERS
+    ),
 }
 
 
@@ -150,10 +196,10 @@ class ExpressLane:
         if route is None:
             return self.app(environ, start_response)
         started = time.perf_counter()
-        form = _read_form(environ) if method == "POST" else None
+        form = _read_form(environ, route.fields) if method == "POST" else None
         with self.flask_app.app_context():
             try:
-                answer = route(environ, form)
+                answer = route.answer(environ, form)
             except Exception:  # Flask meets it again, and renders it
                 answer = None
         if answer is None:
@@ -164,7 +210,7 @@ class ExpressLane:
             [
                 ("Content-Type", "application/json"),
                 ("Content-Length", str(len(body))),
-                *_HEADERS,
+                *route.headers,
             ],
         )
         metrics.observe_before_flask(path, method, 200, time.perf_counter() - started)

@@ -170,19 +170,27 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         )
 
 
+def machine_scope(rp: RelyingParty, requested: str | None) -> str | None:
+    """The scope of a ``client_credentials`` token for ``rp``, or None when
+    it may not ask for it: scopes of its registration only, never a
+    person's (``idp.protocol.express`` asks too)."""
+    asked = set((requested or "").split())
+    if asked & USER_SCOPES or not asked <= rp.scopes:
+        return None
+    return " ".join(sorted(asked))
+
+
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]  # noqa: RUF012
 
     def validate_token_request(self) -> None:
         super().validate_token_request()
-        asked = set((self.request.payload.scope or "").split())
-        rp: RelyingParty = self.request.client.rp
-        if asked & USER_SCOPES or not asked <= rp.scopes:
+        if machine_scope(self.request.client.rp, self.request.payload.scope) is None:
             raise AuthlibInvalidScope("The client may not request this scope.")
 
     def issue(self) -> tokens.TokenSet:
-        scope = " ".join(sorted(set((self.request.payload.scope or "").split())))
-        return tokens.issue_for_client(self.request.client.rp, scope)
+        rp: RelyingParty = self.request.client.rp
+        return tokens.issue_for_client(rp, machine_scope(rp, self.request.payload.scope) or "")
 
 
 class OpenIDConnect:

@@ -1,4 +1,5 @@
-"""UserInfo and introspection answered before Flask (``idp.protocol.express``):
+"""UserInfo, introspection and machine tokens answered before Flask
+(``idp.protocol.express``):
 the same answer, headers and counts as Flask's, and everything the lane
 does not answer still answered by Flask, as before."""
 
@@ -10,7 +11,7 @@ from typing import Any
 import requests
 
 from idp import accounts
-from tests.support.flows import sign_in
+from tests.support.flows import introspect, sign_in
 from tests.support.harness import LiveIdp
 
 _PER_CONNECTION = {"date", "server", "connection", "keep-alive"}
@@ -139,3 +140,71 @@ def test_a_token_without_openid_gets_insufficient_scope(live_idp: LiveIdp) -> No
 
     assert reply.status_code == 403
     assert 'error="insufficient_scope"' in reply.headers["WWW-Authenticate"]
+
+
+def test_a_machine_token_by_basic_answers_as_flask_does_with_the_secret_in_the_form(
+    live_idp: LiveIdp,
+) -> None:
+    machine = live_idp.create_client(
+        name="Batch", redirect_uris=[], grant_types=["client_credentials"], admin=True
+    )
+    client_id, secret = machine.client.client_id, machine.client_secret
+    counted = _count(live_idp, "/token", "POST")
+
+    express = requests.post(
+        live_idp.url + "/token",
+        data={"grant_type": "client_credentials", "scope": "admin"},
+        auth=(client_id, secret),
+        timeout=10,
+    )
+    flask = requests.post(
+        live_idp.url + "/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": "admin",
+            "client_id": client_id,
+            "client_secret": secret,
+        },
+        timeout=10,
+    )
+
+    assert express.status_code == flask.status_code == 200
+    mine, theirs = express.json(), flask.json()
+    assert mine.pop("access_token") != theirs.pop("access_token")
+    assert (
+        mine
+        == theirs
+        == {"token_type": "Bearer", "expires_in": mine["expires_in"], "scope": "admin"}
+    )
+    assert _headers(express).keys() == _headers(flask).keys()
+    assert {k: v for k, v in _headers(express).items() if k != "content-length"} == {
+        k: v for k, v in _headers(flask).items() if k != "content-length"
+    }
+    assert introspect(live_idp, machine, express.json()["access_token"])["active"] is True
+    assert _count(live_idp, "/token", "POST") == counted + 2
+
+
+def test_a_machine_token_the_lane_passes_on_is_refused_by_flask(live_idp: LiveIdp) -> None:
+    machine = live_idp.create_client(
+        name="Batch", redirect_uris=[], grant_types=["client_credentials"]
+    )
+    auth = (machine.client.client_id, machine.client_secret)
+    shop = live_idp.create_client()
+
+    def ask(body: Any, credentials: Any = auth) -> requests.Response:
+        return requests.post(live_idp.url + "/token", data=body, auth=credentials, timeout=10)
+
+    person_scope = ask({"grant_type": "client_credentials", "scope": "openid"})
+    assert person_scope.status_code == 400
+    assert person_scope.json()["error"] == "invalid_scope"
+    not_its_grant = ask(
+        {"grant_type": "client_credentials"}, (shop.client.client_id, shop.client_secret)
+    )
+    assert not_its_grant.status_code == 400
+    assert not_its_grant.json()["error"] == "unauthorized_client"
+    wrong_secret = ask({"grant_type": "client_credentials"}, (auth[0], auth[1] + "x"))
+    assert wrong_secret.status_code == 401
+    assert wrong_secret.json()["error"] == "invalid_client"
+    repeated = ask([("grant_type", "client_credentials"), ("scope", ""), ("scope", "")])
+    assert repeated.status_code == 400
+    assert repeated.json()["error"] == "invalid_request"

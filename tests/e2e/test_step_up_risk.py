@@ -410,6 +410,8 @@ def test_every_attempt_is_listed_with_its_method_result_address_and_country(
     activity = page[page.index('id="recent-activity"') :]
     assert activity.index("Signed in with a password") < activity.index("Wrong password")
     assert "Japan" in activity
+    in_japanese = browser.get("/account/sessions?lang=ja").text
+    assert "日本" in in_japanese[in_japanese.index('id="recent-activity"') :]
 
 
 def test_attempts_are_purged_by_the_worker_when_their_time_is_up(moved: LiveIdp) -> None:
