@@ -39,6 +39,7 @@ from idp.models import Tombstone, User
 __all__ = [
     "GENDERS",
     "LANGUAGES",
+    "MEMBER_COLUMNS",
     "Member",
     "authenticate",
     "check_new",
@@ -47,10 +48,11 @@ __all__ = [
     "find",
     "find_by_email",
     "find_by_login",
+    "find_committed",
     "get",
-    "get_committed",
     "login_key",
     "mark_email_verified",
+    "member_of_row",
     "remove",
     "search",
     "set_admin",
@@ -232,34 +234,50 @@ def _user(user_id: str) -> User:
     return user
 
 
+_USERS = User.metadata.tables[User.__tablename__]
 _MEMBER = select(
-    User.id,
-    User.username,
-    User.email,
-    User.email_verified,
-    User.name,
-    User.gender,
-    User.birthdate,
-    User.is_admin,
-    User.disabled_at,
-    User.created_at,
-    User.language,
-).where(User.id == bindparam("user_id"))
-"""Built once: UserInfo asks it on every call.  Of ORM columns, so that the
-session flushes what this transaction changed before it reads."""
+    _USERS.c.id,
+    _USERS.c.username,
+    _USERS.c.email,
+    _USERS.c.email_verified,
+    _USERS.c.name,
+    _USERS.c.gender,
+    _USERS.c.birthdate,
+    _USERS.c.is_admin,
+    _USERS.c.disabled_at,
+    _USERS.c.created_at,
+    _USERS.c.language,
+).where(_USERS.c.id == bindparam("user_id"))
+"""Built once, of table columns: every refresh and UserInfo call asks it,
+and a select of ORM attributes costs the ORM's compile step, about as much
+again.  A Core statement does not autoflush: :func:`get` flushes first."""
 
 
 def get(user_id: str) -> Member:
-    """The member with this ``sub``.  Raises NotFoundError."""
-    row = db.session.execute(_MEMBER, {"user_id": user_id}).one_or_none() if user_id else None
+    """The member with this ``sub`` as this transaction sees it.  Raises NotFoundError."""
+    if not user_id:
+        raise NotFoundError("no such user")
+    db.session.flush()  # what this transaction changed (a Core read does not autoflush)
+    row = db.session.execute(_MEMBER, {"user_id": user_id}).one_or_none()
     return _member_of(row)
 
 
-def get_committed(user_id: str) -> Member:
+def find_committed(user_id: str | None) -> Member | None:
     """The member with this ``sub`` as committed, read outside the request's
-    transaction: for read-only hot paths (UserInfo), one round trip.
-    Raises NotFoundError."""
-    return _member_of(read_one(_MEMBER, {"user_id": user_id}) if user_id else None)
+    transaction (one round trip, for read-only paths), or None."""
+    row = read_one(_MEMBER, {"user_id": user_id}) if user_id else None
+    return None if row is None else _member(row)
+
+
+MEMBER_COLUMNS = tuple(_MEMBER.selected_columns)
+"""The columns a :class:`Member` is made of, for a statement of another
+module that reads a member with something else in one round trip."""
+
+
+def member_of_row(row: AnyRow) -> Member | None:
+    """The member in a row holding :data:`MEMBER_COLUMNS` (None: an outer
+    join found none)."""
+    return None if row.id is None else _member(row)
 
 
 def _member_of(row: AnyRow | None) -> Member:

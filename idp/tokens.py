@@ -39,7 +39,7 @@ from idp import accounts, alerts, clock, events, risk, runtime, sessions
 from idp.clients import RelyingParty
 from idp.db import AnyRow, db, new_secret, read_one, refuse, rowcount, secret_hash, service
 from idp.errors import InvalidGrantError, InvalidTokenError, NotFoundError
-from idp.models import AccessToken, RefreshToken
+from idp.models import AccessToken, RefreshToken, User
 from idp.sessions import SessionInfo
 
 __all__ = [
@@ -153,10 +153,21 @@ def new_family_id() -> str:
 # token issued, every introspection and UserInfo call) the ORM's unit of work
 # and per-statement work cost more than the database does (``make bench``).
 _AT = AccessToken.metadata.tables[AccessToken.__tablename__]
+_USERS = User.metadata.tables[User.__tablename__]
 _INSERT_ACCESS_TOKEN = insert(_AT)
-_ACCESS_TOKEN_ROW = select(
-    _AT.c.client_id, _AT.c.user_id, _AT.c.session_id, _AT.c.scope, _AT.c.revoked_at
-).where(_AT.c.jti == bindparam("jti"))
+_ACCESS_TOKEN_COLUMNS = (
+    _AT.c.client_id,
+    _AT.c.user_id,
+    _AT.c.session_id,
+    _AT.c.scope,
+    _AT.c.revoked_at,
+)
+_ACCESS_TOKEN_ROW = select(*_ACCESS_TOKEN_COLUMNS).where(_AT.c.jti == bindparam("jti"))
+_ACCESS_TOKEN_WITH_MEMBER = (
+    select(*_ACCESS_TOKEN_COLUMNS, *accounts.MEMBER_COLUMNS)
+    .select_from(_AT.outerjoin(_USERS, _USERS.c.id == _AT.c.user_id))
+    .where(_AT.c.jti == bindparam("jti"))
+)
 _RT = RefreshToken.metadata.tables[RefreshToken.__tablename__]
 _INSERT_REFRESH_TOKEN = insert(_RT)
 _REFRESH_TOKEN_ROW = select(
@@ -560,18 +571,43 @@ def _end_reused_family(grant: RefreshGrant) -> None:
 
 def verify_access_token(token: str) -> AccessClaims:
     """A signed, unexpired, unrevoked access token of ours, or InvalidTokenError."""
+    claims = _signed_access_claims(token)
+    return _access_claims(claims, read_one(_ACCESS_TOKEN_ROW, {"jti": claims["jti"]}))
+
+
+def verify_access_token_with_member(token: str) -> tuple[AccessClaims, accounts.Member | None]:
+    """:func:`verify_access_token`, and the member the token names (None: a
+    machine token, or a member who is gone) read in the same round trip:
+    UserInfo asks both on every call."""
+    claims = _signed_access_claims(token)
+    row = read_one(_ACCESS_TOKEN_WITH_MEMBER, {"jti": claims["jti"]})
+    access = _access_claims(claims, row)
+    return access, None if row is None else accounts.member_of_row(row)
+
+
+def _signed_access_claims(token: str) -> dict[str, Any]:
+    """The claims of a token signed by us as an access token, unexpired, of
+    this issuer, with a ``jti``; else InvalidTokenError."""
     rt = runtime.current()
     if not token or len(token) > 8192:
         raise InvalidTokenError("The access token is invalid.")
     _, claims = rt.keys.verify(token, typ=ACCESS_TOKEN_TYP)
-    now = clock.now_ts()
     exp = claims.get("exp")
-    jti = claims.get("jti")
-    if claims.get("iss") != rt.settings.server.issuer or not isinstance(exp, int) or exp <= now:
+    if (
+        claims.get("iss") != rt.settings.server.issuer
+        or not isinstance(exp, int)
+        or exp <= clock.now_ts()
+    ):
         raise InvalidTokenError("The access token is invalid or expired.")
-    if not isinstance(jti, str):
+    if not isinstance(claims.get("jti"), str):
         raise InvalidTokenError("The access token is invalid.")
-    row = read_one(_ACCESS_TOKEN_ROW, {"jti": jti})
+    return claims
+
+
+def _access_claims(claims: dict[str, Any], row: AnyRow | None) -> AccessClaims:
+    """The token as its record says (revoked: InvalidTokenError); a machine
+    token has no record until it is revoked."""
+    jti = claims["jti"]
     if row is None and _is_machine_token(claims):
         return AccessClaims(
             jti=jti,

@@ -25,7 +25,7 @@ from flask import Blueprint, Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from idp import errors, runtime, sessions, tokens
+from idp import accounts, errors, runtime, sessions, tokens
 from idp.errors import OAuthError, RateLimitedError
 from idp.protocol.authorization import reject_repeated
 from idp.protocol.documents import PublishedDocuments
@@ -279,7 +279,8 @@ class _BearerRequest:
 def userinfo() -> Response:
     g.auth_scheme = "Bearer"
     reject_repeated(request.values)
-    return json_response(userinfo_answer(bearer("openid")))
+    access = bearer("openid")
+    return json_response(userinfo_answer(access, accounts.find_committed(access.user_id)))
 
 
 def answered_before_flask(app: Flask) -> PublishedDocuments:

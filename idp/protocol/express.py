@@ -5,8 +5,9 @@ A relying service calls these on most of its own requests: UserInfo with
 the access token it holds, introspection of the token a caller showed it, a
 ``client_credentials`` token for calling another service.  The work is
 small once the signature check of a token is remembered (``idp.keys``) and
-the look-ups are one prepared statement each (``idp.db.read_one``); a
-machine token is one signature and no write.  Flask's request context,
+the look-up is one prepared statement (``idp.db.read_one``; for UserInfo
+the token and its member together); a machine token is one signature and
+no write.  Flask's request context,
 routing, hooks and response object then cost as much as the work, about
 250 µs a request on the bench machine (``make bench``).
 
@@ -45,7 +46,7 @@ from flask import Flask
 
 from idp import accounts, clients, metrics, tokens
 from idp.clients import RelyingParty
-from idp.errors import InvalidTokenError, NotFoundError
+from idp.errors import InvalidTokenError
 from idp.headers import DOCUMENT_HEADERS
 from idp.protocol.grants import machine_scope
 
@@ -60,15 +61,13 @@ _HEADERS = [("Cache-Control", "no-store"), *DOCUMENT_HEADERS]
 _TOKEN_HEADERS = [*_HEADERS, ("Pragma", "no-cache")]
 
 
-def userinfo_answer(access: tokens.AccessClaims) -> dict[str, Any]:
-    """The UserInfo claims an access token grants; InvalidTokenError when
-    it names no member, or one who is gone or disabled."""
+def userinfo_answer(access: tokens.AccessClaims, member: accounts.Member | None) -> dict[str, Any]:
+    """The UserInfo claims an access token grants about the member it names;
+    InvalidTokenError when it names none, or one who is gone or disabled."""
     if access.user_id is None:
         raise InvalidTokenError("The access token does not name a person.")
-    try:
-        member = accounts.get_committed(access.user_id)
-    except NotFoundError:
-        raise InvalidTokenError("The account no longer exists.") from None
+    if member is None or member.id != access.user_id:
+        raise InvalidTokenError("The account no longer exists.")
     if member.disabled:
         raise InvalidTokenError("The account is disabled.")
     return accounts.userinfo_claims(member, access.scopes)
@@ -80,10 +79,10 @@ def _userinfo(environ: dict[str, Any], form: None) -> dict[str, Any] | None:
     scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
-    access = tokens.verify_access_token(token)
+    access, member = tokens.verify_access_token_with_member(token)
     if "openid" not in access.scopes:
         return None
-    return userinfo_answer(access)
+    return userinfo_answer(access, member)
 
 
 def _basic_credentials(environ: dict[str, Any]) -> tuple[str, str] | None:
@@ -180,8 +179,8 @@ _ROUTES = {
 
 
 class ExpressLane:
-    """WSGI middleware answering the plain cases of UserInfo and
-    introspection; everything else goes to ``app``."""
+    """WSGI middleware answering the plain cases of UserInfo, introspection
+    and ``client_credentials``; everything else goes to ``app``."""
 
     def __init__(self, app: WsgiApp, flask_app: Flask) -> None:
         self.app = app
