@@ -285,9 +285,9 @@ def userinfo() -> Response:
 
 def answered_before_flask(app: Flask) -> PublishedDocuments:
     """The WSGI layers in front of Flask: the published documents
-    (``idp.protocol.documents``), then the plain cases of UserInfo and
-    introspection (``idp.protocol.express``); the views here answer what
-    they pass on."""
+    (``idp.protocol.documents``), then the plain cases of UserInfo,
+    introspection and machine tokens (``idp.protocol.express``); the views
+    here answer what they pass on."""
     keys = runtime.current_from(app).keys
     return PublishedDocuments(
         ExpressLane(app.wsgi_app, app),
