@@ -1,15 +1,16 @@
-"""UserInfo, introspection and machine tokens, answered before Flask when
-all is in order.
+"""UserInfo, introspection, machine tokens and refreshes, answered before
+Flask when all is in order.
 
 A relying service calls these on most of its own requests: UserInfo with
 the access token it holds, introspection of the token a caller showed it, a
-``client_credentials`` token for calling another service.  The work is
-small once the signature check of a token is remembered (``idp.keys``) and
-the look-up is one prepared statement (``idp.db.read_one``; for UserInfo
-the token and its member together); a machine token is one signature and
-no write.  Flask's request context,
-routing, hooks and response object then cost as much as the work, about
-250 µs a request on the bench machine (``make bench``).
+``client_credentials`` token for calling another service, a refresh when
+its access token runs out.  The work is small once the signature check of a
+token is remembered (``idp.keys``) and the look-up is one prepared
+statement (``idp.db.read_one``; for UserInfo the token and its member
+together); a machine token is one signature and no write.  Flask's request
+context, routing, hooks and response object, and Authlib's grant objects,
+then cost as much as the work: about 250 µs a request on the bench machine,
+600 µs a refresh (``make bench``).
 
 So this WSGI layer, behind the published documents and in front of Flask,
 answers the plain, successful case only:
@@ -21,7 +22,9 @@ answers the plain, successful case only:
   that check out, and a form of ``token`` (and ``token_type_hint``), each
   once;
 * ``POST /token`` with such credentials, ``grant_type=client_credentials``
-  and a ``scope`` the client may have (``grants.machine_scope``).
+  and a ``scope`` the client may have (``grants.machine_scope``), or
+  ``grant_type=refresh_token`` with a refresh token of that client (and a
+  ``scope`` within the token's), rotated by the same service as in Flask.
 
 Everything else -- a refusal to render with its ``WWW-Authenticate``, a
 client authenticated in the body, a repeated parameter, an unexpected
@@ -29,7 +32,10 @@ failure -- goes on to Flask untouched (the body read here is handed on),
 which answers it as any request.  The lane refuses nothing itself, so the
 two cannot disagree on what is refused; it answers with the headers Flask
 would (``idp.headers``, ``Cache-Control: no-store``) and is counted in the
-same metrics."""
+same metrics.  One refusal leaves a trace before Flask sees it: a reused
+refresh token, whose punishment (:func:`idp.tokens.rotate`, committed by
+``db.refuse``) is done once; Flask then finds the token revoked and
+answers ``invalid_grant``, as it would have."""
 
 from __future__ import annotations
 
@@ -132,6 +138,29 @@ def _machine_token(environ: dict[str, Any], form: dict[str, str] | None) -> dict
     return tokens.issue_for_client(client, scope).to_json()
 
 
+def _refresh(environ: dict[str, Any], form: dict[str, str] | None) -> dict[str, Any] | None:
+    if form is None or form.get("grant_type") != "refresh_token" or not form.get("refresh_token"):
+        return None
+    client = _authenticated_client(environ)
+    if client is None or not client.allows_grant("refresh_token"):
+        return None
+    grant = tokens.find_refresh_token(form["refresh_token"], client.client_id)
+    if grant is None:
+        return None
+    scope = form.get("scope") or None
+    if scope is not None and not set(scope.split()) <= set(grant.scope.split()):
+        return None  # Flask answers invalid_scope
+    return tokens.rotate(grant, client=client, confidential=True, scope=scope).to_json()
+
+
+_TOKEN_GRANTS = {"client_credentials": _machine_token, "refresh_token": _refresh}
+
+
+def _token(environ: dict[str, Any], form: dict[str, str] | None) -> dict[str, Any] | None:
+    answer = _TOKEN_GRANTS.get(form.get("grant_type", "") if form else "")
+    return None if answer is None else answer(environ, form)
+
+
 def _read_form(environ: dict[str, Any], fields: frozenset[str]) -> dict[str, str] | None:
     """The form if it is plain -- urlencoded, of ``fields`` only, each once
     -- else None; the body read is put back for Flask either way."""
@@ -173,14 +202,17 @@ _ROUTES = {
     ("GET", "/userinfo"): _Route(_userinfo),
     ("POST", "/introspect"): _Route(_introspection, fields=frozenset({"token", "token_type_hint"})),
     ("POST", "/token"): _Route(
-        _machine_token, fields=frozenset({"grant_type", "scope"}), headers=_TOKEN_HEADERS
+        _token,
+        fields=frozenset({"grant_type", "scope", "refresh_token"}),
+        headers=_TOKEN_HEADERS,
     ),
 }
 
 
 class ExpressLane:
     """WSGI middleware answering the plain cases of UserInfo, introspection
-    and ``client_credentials``; everything else goes to ``app``."""
+    and the ``client_credentials`` and ``refresh_token`` grants; everything
+    else goes to ``app``."""
 
     def __init__(self, app: WsgiApp, flask_app: Flask) -> None:
         self.app = app

@@ -208,3 +208,58 @@ def test_a_machine_token_the_lane_passes_on_is_refused_by_flask(live_idp: LiveId
     repeated = ask([("grant_type", "client_credentials"), ("scope", ""), ("scope", "")])
     assert repeated.status_code == 400
     assert repeated.json()["error"] == "invalid_request"
+
+
+def test_a_refresh_by_basic_answers_as_flask_does_with_the_secret_in_the_form(
+    live_idp: LiveIdp,
+) -> None:
+    signed = sign_in(live_idp)
+    client_id, secret = signed.auth
+    counted = _count(live_idp, "/token", "POST")
+
+    express = requests.post(
+        live_idp.url + "/token",
+        data={"grant_type": "refresh_token", "refresh_token": signed.tokens["refresh_token"]},
+        auth=signed.auth,
+        timeout=10,
+    )
+    assert express.status_code == 200
+    flask = requests.post(
+        live_idp.url + "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": express.json()["refresh_token"],
+            "client_id": client_id,
+            "client_secret": secret,
+        },
+        timeout=10,
+    )
+
+    assert flask.status_code == 200
+    assert express.json().keys() == flask.json().keys() >= {"id_token", "refresh_token"}
+    assert {k: v for k, v in _headers(express).items() if k != "content-length"} == {
+        k: v for k, v in _headers(flask).items() if k != "content-length"
+    }
+    assert _count(live_idp, "/token", "POST") == counted + 2
+
+
+def test_a_refresh_the_lane_passes_on_is_refused_by_flask(live_idp: LiveIdp) -> None:
+    signed = sign_in(live_idp)
+    token = signed.tokens["refresh_token"]
+
+    def ask(body: Any) -> requests.Response:
+        return requests.post(live_idp.url + "/token", data=body, auth=signed.auth, timeout=10)
+
+    wider = ask({"grant_type": "refresh_token", "refresh_token": token, "scope": "openid admin"})
+    assert wider.status_code == 400
+    assert wider.json()["error"] == "invalid_scope"
+    unknown = ask({"grant_type": "refresh_token", "refresh_token": "no-such-token"})
+    assert unknown.status_code == 400
+    assert unknown.json()["error"] == "invalid_grant"
+    narrowed = ask({"grant_type": "refresh_token", "refresh_token": token, "scope": "openid"})
+    assert narrowed.status_code == 200
+    assert narrowed.json()["scope"] == "openid"
+    # Within tokens.refresh_reuse_seconds a confidential client's overlap is
+    # answered (the lane too); a later reuse is punished (test_tokens.py).
+    overlap = ask({"grant_type": "refresh_token", "refresh_token": token})
+    assert overlap.status_code == 200

@@ -69,16 +69,15 @@ def test_a_machine_token_and_its_introspection_never_reach_flask(app: Flask) -> 
     assert behind.bodies == []
 
 
-def test_userinfo_never_reaches_flask(app: Flask, app_settings: Settings) -> None:
-    behind = BehindTheLane()
-    lane = ExpressLane(behind, app)
+def _signed_in(settings: Settings) -> tuple[Any, tokens.TokenSet]:
+    """A confidential client and the tokens a member's sign-in gave it."""
     shop = clients.create(name="Shop", redirect_uris=["https://shop.example/cb"])
     member = accounts.create(
         username="express", email="express@example.com", password="a long unusual passphrase"
     )
     started = sessions.start(
         user_id=member.id,
-        policy=app_settings.session,
+        policy=settings.session,
         remember=False,
         amr=["pwd"],
         ip="192.0.2.1",
@@ -98,11 +97,18 @@ def test_userinfo_never_reaches_flask(app: Flask, app_settings: Settings) -> Non
         ),
         scope="openid profile",
         family_id=tokens.new_family_id(),
-        refresh_scope=None,
+        refresh_scope="openid profile",
         offline=False,
         nonce=None,
     )
     db.session.commit()  # issue_for_person joins the caller's transaction
+    return shop, issued
+
+
+def test_userinfo_never_reaches_flask(app: Flask, app_settings: Settings) -> None:
+    behind = BehindTheLane()
+    lane = ExpressLane(behind, app)
+    _, issued = _signed_in(app_settings)
 
     status, body = _call(
         lane, "GET", "/userinfo", headers={"Authorization": f"Bearer {issued.access_token}"}
@@ -110,6 +116,24 @@ def test_userinfo_never_reaches_flask(app: Flask, app_settings: Settings) -> Non
 
     assert status == "200 OK"
     assert json.loads(body)["preferred_username"] == "express"
+    assert behind.bodies == []
+
+
+def test_a_refresh_never_reaches_flask(app: Flask, app_settings: Settings) -> None:
+    behind = BehindTheLane()
+    lane = ExpressLane(behind, app)
+    shop, issued = _signed_in(app_settings)
+
+    status, body = _call(
+        lane,
+        "POST",
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": issued.refresh_token},
+        headers=_basic(shop.client.client_id, shop.client_secret),
+    )
+
+    assert status == "200 OK"
+    assert json.loads(body)["refresh_token"] != issued.refresh_token
     assert behind.bodies == []
 
 
