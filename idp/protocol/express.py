@@ -227,7 +227,11 @@ class ExpressLane:
         if route is None:
             return self.app(environ, start_response)
         started = time.perf_counter()
-        form = _read_form(environ, route.fields) if method == "POST" else None
+        form = None
+        if method == "POST":
+            form = _read_form(environ, route.fields)
+            if form is None:  # a code exchange, a client in the body...: Flask's
+                return self.app(environ, start_response)
         with self.flask_app.app_context():
             try:
                 answer = route.answer(environ, form)
