@@ -7,6 +7,7 @@ changes nothing."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -79,9 +80,26 @@ def home() -> Response:
     return redirect(settings().url("/account" if signed_in() else "/login"), 303)
 
 
-def _local(when: dt.datetime) -> str:
+def local_time(when: dt.datetime) -> str:
+    """A moment as the pages show it, in ``alerts.timezone`` (as the mail does)."""
     zone = ZoneInfo(settings().alerts.timezone)
     return when.astimezone(zone).strftime("%Y/%m/%d %H:%M %Z")
+
+
+def session_row(s: sessions.SessionInfo) -> dict[str, Any]:
+    """A sign-in session as the pages list it: the member's own list and an admin's."""
+    return {
+        "id": s.id,
+        "device": s.device,
+        "ip": s.ip,
+        "country": geo.country_name(s.country, language()),
+        "last_seen": local_time(s.last_seen_at),
+        "last_seen_iso": s.last_seen_at.isoformat(),
+        "created": local_time(s.created_at),
+        "amr": " ".join(s.amr),
+        "remember": s.remember,
+        "held": s.held,
+    }
 
 
 @bp.get("/account/sessions")
@@ -91,24 +109,13 @@ def session_list() -> Response:
     me = signed_in()
     assert me is not None  # noqa: S101 - require_signed_in() returned None
     rows = [
-        {
-            "id": s.id,
-            "device": s.device,
-            "ip": s.ip,
-            "country": geo.country_name(s.country, language()),
-            "last_seen": _local(s.last_seen_at),
-            "last_seen_iso": s.last_seen_at.isoformat(),
-            "created": _local(s.created_at),
-            "remember": s.remember,
-            "held": s.held,
-            "current": s.id == me.session.id,
-        }
+        {**session_row(s), "current": s.id == me.session.id}
         for s in sessions.list_for_user(me.member.id)
     ]
     rows.sort(key=lambda r: not r["current"])
     activity = [
         {
-            "when": _local(a.at),
+            "when": local_time(a.at),
             "when_iso": a.at.isoformat(),
             "what": ACTIVITY_TEXT.get((a.method, a.result), f"{a.method} {a.result}"),
             "result": a.result,

@@ -16,7 +16,7 @@ from flask import abort, redirect, request
 from werkzeug.wrappers import Response
 
 from consent_ui import bp
-from consent_ui.account import require_signed_in
+from consent_ui.account import local_time, require_signed_in, session_row
 from consent_ui.context import SignedIn, client_ip, page, settings, signed_in
 from consent_ui.i18n import language
 from idp import accounts, clock, devices, events, geo, passkeys, sessions, step_up
@@ -49,12 +49,6 @@ def _member(user_id: str) -> accounts.Member:
         abort(404)
 
 
-def _local(when: dt.datetime) -> str:
-    from zoneinfo import ZoneInfo
-
-    return when.astimezone(ZoneInfo(settings().alerts.timezone)).strftime("%Y/%m/%d %H:%M %Z")
-
-
 @bp.get("/admin")
 def admin_home() -> Response:
     me = _admin()
@@ -71,23 +65,10 @@ def admin_user(user_id: str) -> Response:
     if isinstance(me, Response):
         return me
     member = _member(user_id)
-    rows = [
-        {
-            "id": s.id,
-            "device": s.device,
-            "ip": s.ip,
-            "country": geo.country_name(s.country, language()),
-            "last_seen": _local(s.last_seen_at),
-            "created": _local(s.created_at),
-            "amr": " ".join(s.amr),
-            "remember": s.remember,
-            "held": s.held,
-        }
-        for s in sessions.list_for_user(member.id)
-    ]
+    rows = [session_row(s) for s in sessions.list_for_user(member.id)]
     attempts = [
         {
-            "when": _local(a.at),
+            "when": local_time(a.at),
             "method": a.method,
             "result": a.result,
             "reason": a.reason or "",
@@ -98,7 +79,7 @@ def admin_user(user_id: str) -> Response:
         for a in events.attempts_for_user(member.id, limit=30)
     ]
     audit = [
-        {"when": _local(e.at), "kind": e.kind, "ip": e.ip or ""}
+        {"when": local_time(e.at), "kind": e.kind, "ip": e.ip or ""}
         for e in events.list_for_user(member.id, limit=30)
     ]
     return page(
