@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from idp import clock, events, passwords, sessions
 from idp import security_events as set_events
-from idp.db import AnyRow, db, read_one, service
+from idp.db import AnyRow, db, read_in_transaction, read_one, service
 from idp.errors import (
     AccountDisabledError,
     ConflictError,
@@ -257,9 +257,7 @@ def get(user_id: str) -> Member:
     """The member with this ``sub`` as this transaction sees it.  Raises NotFoundError."""
     if not user_id:
         raise NotFoundError("no such user")
-    db.session.flush()  # what this transaction changed (a Core read does not autoflush)
-    row = db.session.execute(_MEMBER, {"user_id": user_id}).one_or_none()
-    return _member_of(row)
+    return _member_of(read_in_transaction(_MEMBER, {"user_id": user_id}))
 
 
 def find_committed(user_id: str | None) -> Member | None:

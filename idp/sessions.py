@@ -36,7 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from idp import backchannel, clock, devices, events, geo, runtime
 from idp.config import SessionSettings
-from idp.db import AnyRow, db, new_identifier, new_secret, secret_hash, service
+from idp.db import AnyRow, db, new_identifier, new_secret, read_in_transaction, secret_hash, service
 from idp.errors import NotFoundError
 from idp.models import AccessToken, RefreshToken, SessionClient, SignInSession
 
@@ -327,8 +327,7 @@ def lock(session_id: str) -> SessionInfo | None:
     wait for another issuance, only a forced logout waits (and is waited
     for).  On SQLite the caller has already written, so it holds the
     database's one write lock.  None if there is no such session."""
-    db.session.flush()  # what this transaction changed (a Core read does not autoflush)
-    row = db.session.execute(_LOCK, {"sid": session_id}).one_or_none()
+    row = read_in_transaction(_LOCK, {"sid": session_id})
     return _info(row) if row is not None else None
 
 

@@ -37,7 +37,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from idp import accounts, alerts, clock, events, risk, runtime, sessions
 from idp.clients import RelyingParty
-from idp.db import AnyRow, db, new_secret, read_one, refuse, rowcount, secret_hash, service
+from idp.db import (
+    AnyRow,
+    db,
+    new_secret,
+    read_in_transaction,
+    read_one,
+    refuse,
+    rowcount,
+    secret_hash,
+    service,
+    write,
+)
 from idp.errors import InvalidGrantError, InvalidTokenError, NotFoundError
 from idp.models import AccessToken, RefreshToken, User
 from idp.sessions import SessionInfo
@@ -235,7 +246,7 @@ def _issue_access_token(
     token = rt.keys.sign(claims, typ=ACCESS_TOKEN_TYP)
     if not record:
         return IssuedAccessToken(token=token, jti=jti, expires_in=ttl)
-    db.session.execute(
+    write(
         _INSERT_ACCESS_TOKEN,
         {
             "jti": jti,
@@ -310,7 +321,7 @@ def _issue_refresh_token(
     rt = runtime.current()
     value = new_secret(32)
     now = clock.now()
-    db.session.execute(
+    write(
         _INSERT_REFRESH_TOKEN,
         {
             "token_hash": secret_hash(value),
@@ -421,9 +432,7 @@ def find_refresh_token(value: str, client_id: str) -> RefreshGrant | None:
     means.  A look-up: writes nothing."""
     if not value or len(value) > 100:
         return None
-    row = db.session.execute(
-        _REFRESH_TOKEN_BY_HASH, {"token_hash": secret_hash(value)}
-    ).one_or_none()
+    row = read_in_transaction(_REFRESH_TOKEN_BY_HASH, {"token_hash": secret_hash(value)})
     if row is None or row.client_id != client_id:
         return None
     if row.revoked_at is not None or row.expires_at <= clock.now():
@@ -485,10 +494,8 @@ def rotate(
         raise InvalidGrantError("The account behind this token is unavailable.")
     session = sessions.lock(grant.session_id)  # sessions before tokens: no deadlock
     if grant.spent_at is None:
-        spent = db.session.execute(
-            _SPEND_REFRESH_TOKEN, {"token_id": grant.id, "now": now, "spent_now": now}
-        )
-        if rowcount(spent) == 0:
+        spent = write(_SPEND_REFRESH_TOKEN, {"token_id": grant.id, "now": now, "spent_now": now})
+        if spent == 0:
             # Another request spent it first, or a forced logout revoked it.
             current = _reread(grant.id)
             if current is None or current.revoked_at is not None:
@@ -512,7 +519,7 @@ def rotate(
 
 
 def _reread(token_id: int) -> AnyRow | None:
-    return db.session.execute(_REFRESH_TOKEN_BY_ID, {"token_id": token_id}).one_or_none()
+    return read_in_transaction(_REFRESH_TOKEN_BY_ID, {"token_id": token_id})
 
 
 def _reuse_within_grace(grant: RefreshGrant, *, confidential: bool, now: dt.datetime) -> None:

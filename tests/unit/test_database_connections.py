@@ -1,21 +1,26 @@
 """Pooled PostgreSQL connections: checked only after sitting idle, and a dead
 one is replaced before a request sees it (the server restarted, a firewall
 dropped the socket).  Prepared reads (``idp.db.read_one``): the same rows as
-Core's, and connections handed back as they were taken."""
+Core's, and connections handed back as they were taken.  Prepared writes and
+reads in the request's transaction (``idp.db.write``,
+``idp.db.read_in_transaction``): committed and rolled back with the rest,
+errors as Core raises them, SQLite's writers still queued."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, event, func, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import create_engine, event, func, insert, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from idp import accounts, tokens
+from idp import accounts, clock, tokens
 from idp import db as database
-from idp.db import db, read_one
+from idp.db import db, read_in_transaction, read_one, write
+from idp.models import AccessToken, User
 from tests.support.harness import Backend
 
 
@@ -112,3 +117,97 @@ def test_a_prepared_read_on_a_dead_connection_fails_once_and_the_next_one_works(
 
     assert after is not None
     assert after.pid != first.pid
+
+
+def _access_token(jti: str) -> dict[str, Any]:
+    now = clock.now()
+    return {
+        "jti": jti,
+        "client_id": "client",
+        "user_id": None,
+        "session_id": None,
+        "family_id": None,
+        "scope": "openid",
+        "issued_at": now,
+        "expires_at": now + dt.timedelta(minutes=5),
+        "revoked_at": None,
+    }
+
+
+def test_a_prepared_write_commits_and_rolls_back_with_the_transaction(app: Flask) -> None:
+    with app.app_context():
+        assert write(tokens._INSERT_ACCESS_TOKEN, _access_token("rolled-back")) == 1
+        seen = read_in_transaction(tokens._ACCESS_TOKEN_ROW, {"jti": "rolled-back"})
+        db.session.rollback()
+        assert write(tokens._INSERT_ACCESS_TOKEN, _access_token("committed")) == 1
+        db.session.commit()
+
+        assert seen is not None
+        assert seen.scope == "openid"
+        assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "rolled-back"}) is None
+        assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "committed"}) is not None
+
+
+def test_a_prepared_update_counts_the_rows_it_matched(app: Flask) -> None:
+    spend = tokens._SPEND_REFRESH_TOKEN
+    with app.app_context():
+        now = clock.now()
+        assert write(spend, {"token_id": 12345, "now": now, "spent_now": now}) == 0
+        db.session.rollback()
+
+
+def test_a_read_in_the_transaction_sees_what_the_orm_holds(app: Flask) -> None:
+    with app.app_context():
+        db.session.add(AccessToken(**_access_token("pending")))  # not flushed yet
+
+        row = read_in_transaction(tokens._ACCESS_TOKEN_ROW, {"jti": "pending"})
+        db.session.rollback()
+
+    assert row is not None
+
+
+def test_a_prepared_write_fails_as_core_would_and_the_session_goes_on(app: Flask) -> None:
+    with app.app_context():
+        write(tokens._INSERT_ACCESS_TOKEN, _access_token("twice"))
+        with pytest.raises(IntegrityError):
+            write(tokens._INSERT_ACCESS_TOKEN, _access_token("twice"))
+        db.session.rollback()
+        write(tokens._INSERT_ACCESS_TOKEN, _access_token("twice"))
+        db.session.commit()
+
+        assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "twice"}) is not None
+
+
+def test_a_statement_that_needs_a_python_default_is_refused(app: Flask) -> None:
+    """``users.name`` has a default Core would fill in; a prepared write does not guess."""
+    with app.app_context(), pytest.raises(TypeError, match="every value"):
+        write(insert(User.__table__), {"id": "u", "username": "u", "email": "u@example.com"})
+
+
+def test_prepared_writes_of_many_threads_all_land(app: Flask) -> None:
+    """On SQLite every writer queues for the one write lock and releases it
+    at commit; none waits forever, none is lost."""
+    failures: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            with app.app_context():
+                for i in range(10):
+                    write(tokens._INSERT_ACCESS_TOKEN, _access_token(f"thread-{n}-{i}"))
+                    db.session.commit()
+        except BaseException as e:
+            failures.append(e)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert failures == []
+    assert not database._SQLITE_WRITER.locked()
+    with app.app_context():
+        count = db.session.scalar(
+            select(func.count()).select_from(AccessToken).where(AccessToken.jti.like("thread-%"))
+        )
+    assert count == 40
