@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from idp import accounts, clock, events, runtime, sessions, tokens
 from idp.clients import RelyingParty
-from idp.db import db, new_secret, refuse, rowcount, secret_hash, service
+from idp.db import db, new_secret, read_in_transaction, refuse, secret_hash, service, write
 from idp.errors import InvalidGrantError, NotFoundError
 from idp.models import AuthorizationCode
 from idp.sessions import SessionInfo
@@ -48,6 +48,43 @@ class CodeGrant:
     used: bool
 
 
+# Built once, of table columns: every sign-in at a service issues and spends a
+# code, and Core statements built per call cost more than SQLite's work.
+_CODES = AuthorizationCode.metadata.tables[AuthorizationCode.__tablename__]
+_INSERT_CODE = insert(_CODES)
+_CODE_BY_HASH = select(
+    _CODES.c.id,
+    _CODES.c.client_id,
+    _CODES.c.user_id,
+    _CODES.c.session_id,
+    _CODES.c.redirect_uri,
+    _CODES.c.scope,
+    _CODES.c.nonce,
+    _CODES.c.code_challenge,
+    _CODES.c.code_challenge_method,
+    _CODES.c.auth_time,
+    _CODES.c.amr,
+    _CODES.c.acr,
+    _CODES.c.expires_at,
+    _CODES.c.used_at,
+).where(_CODES.c.code_hash == bindparam("code_hash"))
+_SPEND_CODE = (
+    update(_CODES)
+    .where(
+        _CODES.c.id == bindparam("code_id"),
+        _CODES.c.used_at.is_(None),
+        _CODES.c.expires_at > bindparam("now"),
+    )
+    .values(
+        used_at=bindparam("used_now", type_=_CODES.c.used_at.type),
+        family_id=bindparam("family_id", type_=_CODES.c.family_id.type),
+    )
+)
+_SPENT_CODE = select(_CODES.c.used_at, _CODES.c.family_id).where(
+    _CODES.c.id == bindparam("code_id")
+)
+
+
 @service
 def issue(
     *,
@@ -63,24 +100,27 @@ def issue(
     enclosing service (the resume of an interaction) or commits."""
     code = new_secret(32)
     now = clock.now()
-    db.session.add(
-        AuthorizationCode(
-            code_hash=secret_hash(code),
-            client_id=client_id,
-            user_id=session.user_id,
-            session_id=session.id,
-            redirect_uri=redirect_uri,
-            scope=scope,
-            nonce=nonce,
-            code_challenge=code_challenge,
-            code_challenge_method=code_challenge_method,
-            auth_time=session.auth_time,
-            amr=list(session.amr),
-            acr=session.acr,
-            created_at=now,
-            expires_at=now
+    write(
+        _INSERT_CODE,
+        {
+            "code_hash": secret_hash(code),
+            "client_id": client_id,
+            "user_id": session.user_id,
+            "session_id": session.id,
+            "redirect_uri": redirect_uri,
+            "scope": scope,
+            "nonce": nonce,
+            "code_challenge": code_challenge,
+            "code_challenge_method": code_challenge_method,
+            "auth_time": session.auth_time,
+            "amr": list(session.amr),
+            "acr": session.acr,
+            "created_at": now,
+            "expires_at": now
             + dt.timedelta(seconds=runtime.current().settings.tokens.code_ttl_seconds),
-        )
+            "used_at": None,
+            "family_id": None,
+        },
     )
     return code
 
@@ -90,9 +130,7 @@ def find(code: str, client_id: str) -> CodeGrant | None:
     exchange decides what a used one means), else None.  Writes nothing."""
     if not code or len(code) > 100:
         return None
-    row = db.session.scalar(
-        select(AuthorizationCode).where(AuthorizationCode.code_hash == secret_hash(code))
-    )
+    row = read_in_transaction(_CODE_BY_HASH, {"code_hash": secret_hash(code)})
     if row is None or row.client_id != client_id or row.expires_at <= clock.now():
         return None
     return CodeGrant(
@@ -124,21 +162,12 @@ def exchange(grant: CodeGrant, *, client: RelyingParty) -> tokens.TokenSet:
     InvalidGrantError."""
     now = clock.now()
     family_id = tokens.new_family_id()
-    won = db.session.execute(
-        update(AuthorizationCode)
-        .where(
-            AuthorizationCode.id == grant.id,
-            AuthorizationCode.used_at.is_(None),
-            AuthorizationCode.expires_at > now,
-        )
-        .values(used_at=now, family_id=family_id)
+    won = write(
+        _SPEND_CODE,
+        {"code_id": grant.id, "now": now, "used_now": now, "family_id": family_id},
     )
-    if rowcount(won) == 0:
-        row = db.session.execute(
-            select(AuthorizationCode.used_at, AuthorizationCode.family_id).where(
-                AuthorizationCode.id == grant.id
-            )
-        ).first()
+    if won == 0:
+        row = read_in_transaction(_SPENT_CODE, {"code_id": grant.id})
         if row is None or row.used_at is None:
             raise InvalidGrantError("The code has expired.")
         replayed_family = row.family_id

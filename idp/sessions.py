@@ -36,7 +36,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from idp import backchannel, clock, devices, events, geo, runtime
 from idp.config import SessionSettings
-from idp.db import AnyRow, db, new_identifier, new_secret, read_in_transaction, secret_hash, service
+from idp.db import (
+    AnyRow,
+    db,
+    new_identifier,
+    new_secret,
+    read_in_transaction,
+    secret_hash,
+    service,
+    write,
+)
 from idp.errors import NotFoundError
 from idp.models import AccessToken, RefreshToken, SessionClient, SignInSession
 
@@ -344,17 +353,22 @@ def serves_client(
     return now - session.auth_time <= dt.timedelta(minutes=idle_minutes)
 
 
+_SESSION_CLIENTS = SessionClient.metadata.tables[SessionClient.__tablename__]
+_RECORD_CLIENT = {
+    name: dialect.insert(_SESSION_CLIENTS).on_conflict_do_nothing(
+        index_elements=["session_id", "client_id"]
+    )
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+"""Built once per dialect: every code exchange asks it."""
+
+
 def record_client(session_id: str, client_id: str) -> None:
     """Remember that ``client_id`` received tokens in this session (joins the
     caller's transaction; a second call for the pair changes nothing)."""
     values = {"session_id": session_id, "client_id": client_id, "first_at": clock.now()}
     dialect = db.session.get_bind().dialect.name
-    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    db.session.execute(
-        insert_(SessionClient)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["session_id", "client_id"])
-    )
+    write(_RECORD_CLIENT[dialect], values)
 
 
 def list_for_user(user_id: str, *, live_only: bool = True) -> list[SessionInfo]:
