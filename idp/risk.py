@@ -3,7 +3,7 @@
 Every rule of CONTRACT "Step-up and risk" and of the membership help page's
 last notes is a pure function here, of the signals the callers gathered and
 the ``[risk]`` settings, so that each is unit-tested without a server; the
-callers (``idp.signin``, ``idp.tokens``) act on the decision and record its
+callers (``idp.signin``, ``idp.rotation``) act on the decision and record its
 reasons with the attempt.
 
 * **A sign-in** (:func:`assess_sign_in`) is allowed, allowed with a login

@@ -9,20 +9,9 @@ nothing (a commit per machine token would be most of its cost); revoking it
 records it then, as revoked, and a valid signature with no record is such a
 token, live until ``exp``.
 
-Refresh tokens are opaque, stored as SHA-256 digests and rotate on every use.
-A spent token coming back means two parties hold the family (RFC 9700
-§4.14).  We cannot tell which is honest, so the family and the sign-in
-session it came from end -- with one exception that keeps real web services
-working: a confidential client that presents a token it rotated less than
-``tokens.refresh_reuse_seconds`` ago gets a fresh pair in the same family
-(parallel workers of one service refresh the same token at once; Auth0's
-reuse interval and Okta's grace period do the same).  Public clients get no
-grace: whoever else holds their token holds everything.
-
-Single use is decided by a conditional update whose row count picks the
-winner, in the transaction that issues; the session row is locked before
-(see ``idp.sessions``), so a forced logout racing a refresh either revokes
-what the refresh issued or makes it fail."""
+Refresh tokens are opaque, stored as SHA-256 digests, and form families:
+one sign-in at one service, every rotation (``idp.rotation``) adding a
+member.  Revoking a family revokes its access tokens too."""
 
 from __future__ import annotations
 
@@ -33,40 +22,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from idp import accounts, alerts, clock, events, risk, runtime, sessions
+from idp import accounts, clock, events, runtime
 from idp.clients import RelyingParty
 from idp.db import (
     AnyRow,
     db,
     new_secret,
-    read_in_transaction,
     read_one,
-    refuse,
-    rowcount,
     secret_hash,
     service,
     write,
 )
-from idp.errors import InvalidGrantError, InvalidTokenError, NotFoundError
+from idp.errors import InvalidTokenError
 from idp.models import AccessToken, RefreshToken, User
-from idp.sessions import SessionInfo
 
 __all__ = [
     "AccessClaims",
-    "RefreshGrant",
     "TokenSet",
-    "find_refresh_token",
     "forget_user",
-    "introspect",
+    "is_machine_token",
     "issue_for_client",
     "issue_for_person",
+    "looks_like_jwt",
     "new_family_id",
     "purge_expired",
-    "revoke",
     "revoke_family",
-    "rotate",
     "verify_access_token",
 ]
 
@@ -118,34 +99,6 @@ class TokenSet:
 
 
 @dataclass(frozen=True, slots=True)
-class RefreshGrant:
-    """A refresh token of the presenting client, spent or not (the rotation
-    decides what a spent one means)."""
-
-    id: int
-    family_id: str
-    client_id: str
-    user_id: str
-    session_id: str
-    scope: str
-    offline: bool
-    auth_time: dt.datetime
-    amr: tuple[str, ...]
-    acr: str
-    spent_at: dt.datetime | None
-
-    @property
-    def auth(self) -> Authentication:
-        return Authentication(
-            user_id=self.user_id,
-            session_id=self.session_id,
-            auth_time=self.auth_time,
-            amr=self.amr,
-            acr=self.acr,
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class Authentication:
     """Who signed in, when and how: carried from the code to every refresh."""
 
@@ -181,33 +134,6 @@ _ACCESS_TOKEN_WITH_MEMBER = (
 )
 _RT = RefreshToken.metadata.tables[RefreshToken.__tablename__]
 _INSERT_REFRESH_TOKEN = insert(_RT)
-_REFRESH_TOKEN_ROW = select(
-    _RT.c.id,
-    _RT.c.family_id,
-    _RT.c.client_id,
-    _RT.c.user_id,
-    _RT.c.session_id,
-    _RT.c.scope,
-    _RT.c.offline,
-    _RT.c.auth_time,
-    _RT.c.amr,
-    _RT.c.acr,
-    _RT.c.expires_at,
-    _RT.c.spent_at,
-    _RT.c.revoked_at,
-)
-_REFRESH_TOKEN_BY_HASH = _REFRESH_TOKEN_ROW.where(_RT.c.token_hash == bindparam("token_hash"))
-_REFRESH_TOKEN_BY_ID = _REFRESH_TOKEN_ROW.where(_RT.c.id == bindparam("token_id"))
-_SPEND_REFRESH_TOKEN = (
-    update(_RT)
-    .where(
-        _RT.c.id == bindparam("token_id"),
-        _RT.c.spent_at.is_(None),
-        _RT.c.revoked_at.is_(None),
-        _RT.c.expires_at > bindparam("now"),
-    )
-    .values(spent_at=bindparam("spent_now", type_=_RT.c.spent_at.type))
-)
 
 
 def _issue_access_token(
@@ -426,156 +352,6 @@ def issue_for_client(client: RelyingParty, scope: str) -> TokenSet:
     return TokenSet(access_token=access.token, expires_in=access.expires_in, scope=scope)
 
 
-def find_refresh_token(value: str, client_id: str) -> RefreshGrant | None:
-    """The refresh token behind ``value`` if it is this client's, unrevoked
-    and unexpired -- spent or not: :func:`rotate` decides what a spent one
-    means.  A look-up: writes nothing."""
-    if not value or len(value) > 100:
-        return None
-    row = read_in_transaction(_REFRESH_TOKEN_BY_HASH, {"token_hash": secret_hash(value)})
-    if row is None or row.client_id != client_id:
-        return None
-    if row.revoked_at is not None or row.expires_at <= clock.now():
-        return None
-    return _grant(row)
-
-
-def _grant(row: AnyRow) -> RefreshGrant:
-    return RefreshGrant(
-        id=row.id,
-        family_id=row.family_id,
-        client_id=row.client_id,
-        user_id=row.user_id,
-        session_id=row.session_id,
-        scope=row.scope,
-        offline=row.offline,
-        auth_time=row.auth_time,
-        amr=tuple(row.amr),
-        acr=row.acr,
-        spent_at=row.spent_at,
-    )
-
-
-def _session_serves(
-    session: SessionInfo | None, grant: RefreshGrant, client: RelyingParty, now: dt.datetime
-) -> bool:
-    """An offline token outlives its session's sign-out; any other needs the
-    session live and willing to serve this client."""
-    if session is None:
-        return False
-    if grant.offline:
-        return True
-    return session.is_live(now) and sessions.serves_client(
-        session,
-        allow_stay_signed_in=client.allow_stay_signed_in,
-        idle_minutes=runtime.current().settings.session.idle_minutes,
-        now=now,
-    )
-
-
-@service
-def rotate(
-    grant: RefreshGrant, *, client: RelyingParty, confidential: bool, scope: str | None
-) -> TokenSet:
-    """Spend a refresh token for a new one in its family, with a new access
-    token (narrowed to ``scope`` if given) and, for ``openid``, an ID token.
-
-    Raises InvalidGrantError when the sign-in behind it ended, the account
-    is unavailable or the token was used before.  A token used before is
-    reuse: the family is revoked and the session forced out (committed,
-    whatever the request does next) -- unless a confidential client
-    presents it within ``tokens.refresh_reuse_seconds`` of its rotation."""
-    now = clock.now()
-    try:
-        member = accounts.get(grant.user_id)
-    except NotFoundError:
-        raise InvalidGrantError("The account behind this token is unavailable.") from None
-    if member.disabled:
-        raise InvalidGrantError("The account behind this token is unavailable.")
-    session = sessions.lock(grant.session_id)  # sessions before tokens: no deadlock
-    if grant.spent_at is None:
-        spent = write(_SPEND_REFRESH_TOKEN, {"token_id": grant.id, "now": now, "spent_now": now})
-        if spent == 0:
-            # Another request spent it first, or a forced logout revoked it.
-            current = _reread(grant.id)
-            if current is None or current.revoked_at is not None:
-                raise InvalidGrantError("The refresh token is no longer valid.")
-            grant = _grant(current)
-    if grant.spent_at is not None:
-        _reuse_within_grace(grant, confidential=confidential, now=now)
-    if not _session_serves(session, grant, client, now):
-        raise InvalidGrantError("The sign-in behind this token has ended.")
-    narrowed = " ".join(s for s in grant.scope.split() if not scope or s in scope.split())
-    return issue_for_person(
-        client=client,
-        member=member,
-        auth=grant.auth,
-        scope=narrowed,
-        family_id=grant.family_id,
-        refresh_scope=grant.scope,  # narrowing applies to this access token only
-        offline=grant.offline,
-        nonce=None,
-    )
-
-
-def _reread(token_id: int) -> AnyRow | None:
-    return read_in_transaction(_REFRESH_TOKEN_BY_ID, {"token_id": token_id})
-
-
-def _reuse_within_grace(grant: RefreshGrant, *, confidential: bool, now: dt.datetime) -> None:
-    """Return if this reuse is a confidential client's overlapping request
-    (``idp.risk``); else revoke the family, force the session out, commit
-    that, and raise."""
-    assert grant.spent_at is not None  # noqa: S101 - only spent tokens come here
-    grace_seconds = runtime.current().settings.tokens.refresh_reuse_seconds
-    decision = risk.assess_refresh_reuse(
-        confidential=confidential, since_rotation=now - grant.spent_at, grace_seconds=grace_seconds
-    )
-    if decision.action is risk.Action.ALLOW:
-        # A conditional write: the family may have been revoked meanwhile.
-        counted = db.session.execute(
-            update(RefreshToken)
-            .where(
-                RefreshToken.id == grant.id,
-                RefreshToken.revoked_at.is_(None),
-                RefreshToken.spent_at > now - dt.timedelta(seconds=grace_seconds),
-            )
-            .values(grace_uses=RefreshToken.grace_uses + 1)
-        )
-        if rowcount(counted) == 1:
-            events.record(
-                "refresh_token.reused_within_grace",
-                user_id=grant.user_id,
-                client_id=grant.client_id,
-                session_id=grant.session_id,
-            )
-            return
-        current = _reread(grant.id)
-        if current is None or current.revoked_at is not None:
-            # A forced logout or a revocation came first: nothing to punish.
-            raise InvalidGrantError("The refresh token is no longer valid.")
-    refuse(
-        InvalidGrantError("The refresh token was already used."),
-        record=lambda: _end_reused_family(grant),
-    )
-
-
-def _end_reused_family(grant: RefreshGrant) -> None:
-    revoke_family(grant.family_id, reason="refresh_token_reuse")
-    events.record(
-        "refresh_token.reused",
-        user_id=grant.user_id,
-        client_id=grant.client_id,
-        session_id=grant.session_id,
-    )
-    sessions.force_logout(
-        session_ids=[grant.session_id],
-        reason=sessions.LogoutReason.REFRESH_TOKEN_REUSE,
-        actor="system",
-    )
-    alerts.signin_ended(user_id=grant.user_id, reason="refresh_token_reuse")
-
-
 def verify_access_token(token: str) -> AccessClaims:
     """A signed, unexpired, unrevoked access token of ours, or InvalidTokenError."""
     claims = _signed_access_claims(token)
@@ -615,7 +391,7 @@ def _access_claims(claims: dict[str, Any], row: AnyRow | None) -> AccessClaims:
     """The token as its record says (revoked: InvalidTokenError); a machine
     token has no record until it is revoked."""
     jti = claims["jti"]
-    if row is None and _is_machine_token(claims):
+    if row is None and is_machine_token(claims):
         return AccessClaims(
             jti=jti,
             client_id=claims["client_id"],
@@ -638,124 +414,14 @@ def _access_claims(claims: dict[str, Any], row: AnyRow | None) -> AccessClaims:
     )
 
 
-def _dialect() -> str:
-    return db.session.get_bind().dialect.name
-
-
-def _is_machine_token(claims: dict[str, Any]) -> bool:
+def is_machine_token(claims: dict[str, Any]) -> bool:
     """A ``client_credentials`` token: it names its client as subject, and no session."""
     client_id = claims.get("client_id")
     return isinstance(client_id, str) and claims.get("sub") == client_id and "sid" not in claims
 
 
-def _looks_like_jwt(token: str) -> bool:
+def looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2
-
-
-def introspect(token: str, client: RelyingParty) -> dict[str, Any]:
-    """RFC 7662 answer for ``client``: inactive unless the token is live and
-    the client's own (an admin client may introspect any token).  The type
-    hint is not needed: a JWT is an access token, anything else is looked
-    up as a refresh token (§2.1 lets the server ignore the hint)."""
-    inactive: dict[str, Any] = {"active": False}
-    if not token or len(token) > 8192:
-        return inactive
-    if _looks_like_jwt(token):
-        try:
-            access = verify_access_token(token)
-        except InvalidTokenError:
-            return inactive
-        if access.client_id != client.client_id and not client.is_admin:
-            return inactive
-        c = access.claims
-        answer = {
-            "active": True,
-            "token_type": "Bearer",
-            "client_id": access.client_id,
-            "scope": c.get("scope", ""),
-            "sub": access.sub,
-            "iss": c["iss"],
-            "aud": c["aud"],
-            "iat": c["iat"],
-            "exp": c["exp"],
-            "jti": access.jti,
-        }
-        for claim in ("auth_time", "acr", "sid"):
-            if claim in c:
-                answer[claim] = c[claim]
-        return answer
-    row = db.session.scalar(
-        select(RefreshToken).where(RefreshToken.token_hash == secret_hash(token))
-    )
-    now = clock.now()
-    if (
-        row is None
-        or row.revoked_at is not None
-        or row.spent_at is not None
-        or row.expires_at <= now
-        or (row.client_id != client.client_id and not client.is_admin)
-    ):
-        return inactive
-    if not row.offline:
-        session = sessions.get(row.session_id) if row.session_id else None
-        if session is None or not session.is_live(now):
-            return inactive
-    return {
-        "active": True,
-        "token_type": "refresh_token",
-        "client_id": row.client_id,
-        "scope": row.scope,
-        "sub": row.user_id,
-        "iss": runtime.current().settings.server.issuer,
-        "iat": int(row.created_at.timestamp()),
-        "exp": int(row.expires_at.timestamp()),
-        "sid": row.session_id,
-    }
-
-
-@service
-def revoke(token: str, client: RelyingParty) -> None:
-    """RFC 7009: revoke a token of this client; unknown or foreign tokens are
-    ignored (the answer is 200 either way, so nothing is revealed).  Revoking
-    a refresh token revokes its whole family, access tokens included."""
-    if not token or len(token) > 8192:
-        return
-    if _looks_like_jwt(token):
-        try:
-            access = verify_access_token(token)
-        except InvalidTokenError:
-            return
-        if access.client_id != client.client_id:
-            return
-        now = clock.now()
-        if access.user_id is None and _is_machine_token(access.claims):
-            # Recorded now, as revoked: it was never recorded when issued.
-            insert_ = postgresql.insert if _dialect() == "postgresql" else sqlite.insert
-            db.session.execute(
-                insert_(AccessToken)
-                .values(
-                    jti=access.jti,
-                    client_id=access.client_id,
-                    scope=" ".join(sorted(access.scopes)),
-                    issued_at=dt.datetime.fromtimestamp(int(access.claims["iat"]), dt.UTC),
-                    expires_at=dt.datetime.fromtimestamp(int(access.claims["exp"]), dt.UTC),
-                    revoked_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["jti"])
-            )
-        db.session.execute(
-            update(AccessToken)
-            .where(AccessToken.jti == access.jti, AccessToken.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        events.record("access_token.revoked", user_id=access.user_id, client_id=client.client_id)
-        return
-    row = db.session.scalar(
-        select(RefreshToken).where(RefreshToken.token_hash == secret_hash(token))
-    )
-    if row is None or row.client_id != client.client_id:
-        return
-    revoke_family(row.family_id, reason="revoked_by_client")
 
 
 def purge_expired(now: dt.datetime) -> None:

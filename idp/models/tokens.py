@@ -1,4 +1,5 @@
-"""Access-token records and refresh-token families; written only by ``idp.tokens``."""
+"""Access-token records and refresh-token families; written only by ``idp.tokens``,
+``idp.rotation`` and ``idp.introspection``."""
 
 from __future__ import annotations
 

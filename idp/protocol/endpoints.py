@@ -25,7 +25,7 @@ from flask import Blueprint, Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from idp import accounts, errors, runtime, sessions, tokens
+from idp import accounts, errors, introspection, runtime, sessions
 from idp.errors import OAuthError, RateLimitedError
 from idp.protocol.authorization import reject_repeated
 from idp.protocol.documents import PublishedDocuments
@@ -238,7 +238,7 @@ def introspect() -> Response:
     reject_repeated(request.form)
     with _failures_counted():
         client = authenticate_endpoint_client("introspection")
-    return json_response(tokens.introspect(_token_parameter(), client))
+    return json_response(introspection.introspect(_token_parameter(), client))
 
 
 @bp.post("/revoke")
@@ -248,7 +248,7 @@ def revoke() -> Response:
     reject_repeated(request.form)
     with _failures_counted():
         client = authenticate_endpoint_client("revocation")
-    tokens.revoke(_token_parameter(), client)
+    introspection.revoke(_token_parameter(), client)
     return json_response({}, 200)
 
 

@@ -33,7 +33,7 @@ which answers it as any request.  The lane refuses nothing itself, so the
 two cannot disagree on what is refused; it answers with the headers Flask
 would (``idp.headers``, ``Cache-Control: no-store``) and is counted in the
 same metrics.  One refusal leaves a trace before Flask sees it: a reused
-refresh token, whose punishment (:func:`idp.tokens.rotate`, committed by
+refresh token, whose punishment (:func:`idp.rotation.rotate`, committed by
 ``db.refuse``) is done once; Flask then finds the token revoked and
 answers ``invalid_grant``, as it would have."""
 
@@ -50,7 +50,7 @@ from urllib.parse import parse_qsl, unquote
 
 from flask import Flask
 
-from idp import accounts, clients, metrics, tokens
+from idp import accounts, clients, introspection, metrics, rotation, tokens
 from idp.clients import RelyingParty
 from idp.errors import InvalidTokenError
 from idp.headers import DOCUMENT_HEADERS
@@ -123,7 +123,7 @@ def _introspection(environ: dict[str, Any], form: dict[str, str] | None) -> dict
     client = _authenticated_client(environ)
     if client is None:
         return None
-    return tokens.introspect(form["token"], client)
+    return introspection.introspect(form["token"], client)
 
 
 def _machine_token(environ: dict[str, Any], form: dict[str, str] | None) -> dict[str, Any] | None:
@@ -144,13 +144,13 @@ def _refresh(environ: dict[str, Any], form: dict[str, str] | None) -> dict[str, 
     client = _authenticated_client(environ)
     if client is None or not client.allows_grant("refresh_token"):
         return None
-    grant = tokens.find_refresh_token(form["refresh_token"], client.client_id)
+    grant = rotation.find(form["refresh_token"], client.client_id)
     if grant is None:
         return None
     scope = form.get("scope") or None
     if scope is not None and not set(scope.split()) <= set(grant.scope.split()):
         return None  # Flask answers invalid_scope
-    return tokens.rotate(grant, client=client, confidential=True, scope=scope).to_json()
+    return rotation.rotate(grant, client=client, confidential=True, scope=scope).to_json()
 
 
 _TOKEN_GRANTS = {"client_credentials": _machine_token, "refresh_token": _refresh}

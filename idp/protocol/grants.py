@@ -3,8 +3,8 @@
 Authlib validates each request (client authentication, redirect URI, PKCE,
 scope) through the hooks below, which only look things up.  Issuing is
 ``issue()``, ours, called by ``idp.protocol.server.issue_tokens`` after
-validation: it hands the validated grant to one service of ``idp.codes`` or
-``idp.tokens``, which is the transaction.  Adapters expose our frozen
+validation: it hands the validated grant to one service of ``idp.codes``,
+``idp.rotation`` or ``idp.tokens``, which is the transaction.  Adapters expose our frozen
 dataclasses through the mixin methods Authlib calls.
 """
 
@@ -21,7 +21,7 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from authlib.oauth2.rfc7636 import CodeChallenge
 
-from idp import clients, codes, tokens
+from idp import clients, codes, rotation, tokens
 from idp.clients import RelyingParty
 
 __all__ = [
@@ -95,7 +95,7 @@ class _CodeAdapter:
 
 
 class _RefreshAdapter:
-    def __init__(self, grant: tokens.RefreshGrant) -> None:
+    def __init__(self, grant: rotation.RefreshGrant) -> None:
         self.grant = grant
 
     def check_client(self, client: ClientAdapter) -> bool:
@@ -157,12 +157,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def authenticate_refresh_token(self, refresh_token: str) -> _RefreshAdapter | None:
-        grant = tokens.find_refresh_token(refresh_token, self.request.client.client_id)
+        grant = rotation.find(refresh_token, self.request.client.client_id)
         return _RefreshAdapter(grant) if grant else None
 
     def issue(self) -> tokens.TokenSet:
         adapter: _RefreshAdapter = self.request.refresh_token
-        return tokens.rotate(
+        return rotation.rotate(
             adapter.grant,
             client=self.request.client.rp,
             confidential=_confidential(self.request),

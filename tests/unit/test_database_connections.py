@@ -17,7 +17,7 @@ from flask import Flask
 from sqlalchemy import create_engine, event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from idp import accounts, clock, tokens
+from idp import accounts, clock, rotation, tokens
 from idp import db as database
 from idp.db import db, read_in_transaction, read_one, write
 from idp.models import AccessToken, User
@@ -149,7 +149,7 @@ def test_a_prepared_write_commits_and_rolls_back_with_the_transaction(app: Flask
 
 
 def test_a_prepared_update_counts_the_rows_it_matched(app: Flask) -> None:
-    spend = tokens._SPEND_REFRESH_TOKEN
+    spend = rotation._SPEND_REFRESH_TOKEN
     with app.app_context():
         now = clock.now()
         assert write(spend, {"token_id": 12345, "now": now, "spent_now": now}) == 0
