@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from alembic import command
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from idp import schema
 from idp.db import absolute_url, configure_engine
@@ -26,4 +27,28 @@ def test_upgrade_head_then_alembic_check_finds_no_difference(backend: Backend) -
     finally:
         engine.dispose()
     assert {"users", "clients", "signin_sessions", "refresh_tokens", "access_tokens"} <= tables
-    assert schema.current_revision(url) == "0008"
+    assert schema.current_revision(url) == "0009"
+
+
+def test_the_token_tables_leave_room_for_their_updates_on_postgresql(backend: Backend) -> None:
+    if backend.kind != "postgresql":
+        pytest.skip("SQLite has no fill factor")
+    url = absolute_url(backend.make_url("fill_" + os.urandom(4).hex()))
+    schema.upgrade(url)
+    engine = create_engine(url, **configure_engine(url))
+    try:
+        with engine.connect() as connection:
+            options = dict(
+                connection.execute(
+                    text(
+                        "select relname, reloptions from pg_class"
+                        " where relname in ('refresh_tokens', 'access_tokens')"
+                    )
+                ).all()
+            )
+    finally:
+        engine.dispose()
+    assert options == {
+        "refresh_tokens": ["fillfactor=70"],
+        "access_tokens": ["fillfactor=70"],
+    }
