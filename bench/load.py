@@ -92,8 +92,10 @@ class Measurement:
 
 
 def group_cpu_seconds(pgids: set[int]) -> float:
-    """User and system CPU seconds of every live process in these groups."""
-    total = 0
+    """User and system CPU seconds of every live process in these groups, and
+    of their descendants: PostgreSQL's server processes each start a session
+    of their own, so its backends are children of the group, not members."""
+    processes: dict[int, tuple[int, int, int]] = {}  # pid: (parent, group, ticks)
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -103,9 +105,24 @@ def group_cpu_seconds(pgids: set[int]) -> float:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) in pgids:  # pgrp
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICKS
+        # ppid, pgrp; utime + stime
+        processes[int(entry)] = (int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12]))
+    counted: dict[int, bool] = {}
+
+    def in_groups(pid: int) -> bool:
+        chain = []
+        while pid in processes and pid not in counted:
+            chain.append(pid)
+            parent, group, _ = processes[pid]
+            if group in pgids:
+                break
+            pid = parent
+        verdict = counted.get(pid, bool(chain) and processes[chain[-1]][1] in pgids)
+        for seen in chain:
+            counted[seen] = verdict
+        return verdict
+
+    return sum(ticks for pid, (_, _, ticks) in processes.items() if in_groups(pid)) / TICKS
 
 
 _LATENCY = re.compile(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
