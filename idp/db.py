@@ -316,6 +316,9 @@ class _Prepared:
     def __init__(
         self, statement: ClauseElement, dialect: Dialect, column_keys: tuple[str, ...] | None
     ) -> None:
+        if isinstance(statement, Insert):
+            # Nothing reads back a generated key: no RETURNING clause to send and parse.
+            statement = statement.inline()
         compiled: Any = statement.compile(
             dialect=dialect, column_keys=list(column_keys) if column_keys else None
         )
