@@ -421,6 +421,7 @@ def is_machine_token(claims: dict[str, Any]) -> bool:
 
 
 def looks_like_jwt(token: str) -> bool:
+    """Shaped like one of our access tokens (anything else would be a refresh token)."""
     return token.count(".") == 2
 
 
