@@ -107,22 +107,13 @@ def group_cpu_seconds(pgids: set[int]) -> float:
         fields = stat[stat.rindex(")") + 2 :].split()
         # ppid, pgrp; utime + stime
         processes[int(entry)] = (int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12]))
-    counted: dict[int, bool] = {}
-
-    def in_groups(pid: int) -> bool:
-        chain = []
-        while pid in processes and pid not in counted:
-            chain.append(pid)
-            parent, group, _ = processes[pid]
-            if group in pgids:
-                break
-            pid = parent
-        verdict = counted.get(pid, bool(chain) and processes[chain[-1]][1] in pgids)
-        for seen in chain:
-            counted[seen] = verdict
-        return verdict
-
-    return sum(ticks for pid, (_, _, ticks) in processes.items() if in_groups(pid)) / TICKS
+    counted = {pid for pid, (_, group, _) in processes.items() if group in pgids}
+    while (
+        children := {pid for pid, (parent, _, _) in processes.items() if parent in counted}
+        - counted
+    ):
+        counted |= children
+    return sum(processes[pid][2] for pid in counted) / TICKS
 
 
 _LATENCY = re.compile(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
