@@ -31,9 +31,9 @@ from urllib.parse import urlencode, urlsplit
 from sqlalchemy import select
 
 from idp import clock, outbox, runtime
-from idp.db import db, new_secret
+from idp.db import db, json_object, new_secret
 from idp.errors import DeliveryFailedError
-from idp.models import Client, SessionClient
+from idp.models import Client, SessionClient, SignInSession
 from idp.outbox import OutboxItem
 
 __all__ = [
@@ -52,33 +52,41 @@ TIMEOUT_SECONDS = 5
 TOKEN_TTL_SECONDS = 120
 
 
-def queue_logouts(ended: list[tuple[str, str]]) -> list[str]:
+def queue_logouts(session_ids: list[str]) -> list[str]:
     """Queue a logout for every client these sessions reached.
 
-    ``ended`` is (sid, user_id) pairs.  One query finds the clients, one
-    statement queues them.  Returns the client ids queued (the caller's
-    transaction commits them with the logout itself)."""
-    if not ended:
+    Two statements whatever the count: the messages are inserted from a
+    select (:func:`outbox.enqueue_selected`), then the clients are read.
+    Returns the client ids queued (the caller's transaction commits them
+    with the logout itself)."""
+    if not session_ids:
         return []
-    subs = dict(ended)
-    rows = db.session.execute(
-        select(SessionClient.client_id, SessionClient.session_id, Client.backchannel_logout_uri)
-        .join(Client, Client.client_id == SessionClient.client_id)
-        .where(
-            SessionClient.session_id.in_(list(subs)),
-            Client.backchannel_logout_uri.is_not(None),
-        )
-    ).all()
-    retry = dt.timedelta(hours=runtime.current().settings.logout.retry_hours)
-    outbox.enqueue_many(
-        KIND,
-        [
-            {"client_id": client_id, "uri": uri, "sid": sid, "sub": subs[sid]}
-            for client_id, sid, uri in rows
-        ],
-        ttl=retry,
+    reached = (
+        SessionClient.session_id.in_(session_ids),
+        Client.backchannel_logout_uri.is_not(None),
     )
-    return sorted({client_id for client_id, _, _ in rows})
+    payload = json_object(
+        "client_id", SessionClient.client_id,
+        "sid", SessionClient.session_id,
+        "sub", SignInSession.user_id,
+        "uri", Client.backchannel_logout_uri,
+    )  # fmt: skip
+    payloads = (
+        select(payload)
+        .join(Client, Client.client_id == SessionClient.client_id)
+        .join(SignInSession, SignInSession.id == SessionClient.session_id)
+        .where(*reached)
+    )
+    retry = dt.timedelta(hours=runtime.current().settings.logout.retry_hours)
+    outbox.enqueue_selected(KIND, payloads, ttl=retry)
+    notified = (
+        select(SessionClient.client_id)
+        .join(Client, Client.client_id == SessionClient.client_id)
+        .where(*reached)
+        .distinct()
+        .order_by(SessionClient.client_id)
+    )
+    return list(db.session.scalars(notified))
 
 
 def logout_token(*, client_id: str, sid: str, sub: str) -> str:

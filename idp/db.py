@@ -39,9 +39,12 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, Insert, MetaData, Row, Select, Text, TypeDecorator, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, registry
 from sqlalchemy.pool import Pool
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.functions import FunctionElement
 
 __all__ = [
     "AnyRow",
@@ -51,6 +54,7 @@ __all__ = [
     "absolute_url",
     "configure_engine",
     "db",
+    "json_object",
     "new_identifier",
     "new_secret",
     "read_in_transaction",
@@ -112,6 +116,29 @@ class JsonList(TypeDecorator[list[str]]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else list(json.loads(value))
+
+
+class json_object(FunctionElement[str]):  # noqa: N801 -- used like func.*
+    """A JSON object built by the database, as text: ``json_object("sid",
+    SessionClient.session_id, ...)`` takes key, value pairs.
+
+    For rows written from a select without passing through Python (the
+    outbox messages of a forced logout: ten thousand rows for a person with
+    a thousand sessions).  SQLite's ``json_object`` and PostgreSQL's
+    ``json_build_object`` both escape what they are given."""
+
+    type = Text()
+    inherit_cache = True
+
+
+@compiles(json_object)
+def _json_object(element: json_object, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_object({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_object, "postgresql")
+def _json_build_object(element: json_object, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(json_build_object({compiler.process(element.clauses, **kw)}) AS TEXT)"
 
 
 class Base(DeclarativeBase):

