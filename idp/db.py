@@ -23,11 +23,13 @@ reads what must not change underneath it."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import contextvars
 import datetime as dt
 import functools
 import hashlib
 import json
+import os
 import secrets
 import threading
 import time
@@ -390,44 +392,152 @@ def _prepared(
     return prepared
 
 
+KEPT_READ_CONNECTIONS = 8
+"""Threads per process that keep a connection for :func:`read_one`: the
+request threads of a worker (more than 8 add nothing, ``docs/production.md``)
+while leaving most of the pool (15 on SQLite, 30 on PostgreSQL) to the
+requests' transactions.  Further threads take one from the pool per read."""
+
+
 def read_one(statement: Select[*tuple[Any, ...]], params: dict[str, Any]) -> AnyRow | None:
-    """One row, read on a pooled connection outside the request's
-    transaction: for the look-ups of the hottest read-only paths (an access
-    token at introspection and UserInfo, the member at UserInfo).  Never for
-    a row this request may have written.
+    """One row, read outside the request's transaction: for the look-ups of
+    the hottest read-only paths (an access token at introspection and
+    UserInfo, the member at UserInfo).  Never for a row this request may
+    have written.
 
     ``statement`` is a module-level select: it is compiled once per dialect
     and then run on the driver's own cursor, in autocommit (one round trip,
-    no transaction to begin or roll back).  Core's execution pipeline and an
-    isolation-level switch per call cost some 190 µs on SQLite where the
-    query itself takes 8 (``make bench``).  The row reads by attribute
-    name, like Core's, with the same types."""
+    no transaction to begin or roll back), on a connection the thread keeps
+    for such reads (:class:`_ReadConnection`).  Core's execution pipeline
+    and an isolation-level switch per call cost some 190 µs on SQLite where
+    the query itself takes 8; taking the connection from the pool for each
+    read and handing it back cost a fifth of introspection's throughput on
+    PostgreSQL (``make bench``).  The row reads by attribute name, like
+    Core's, with the same types.  A connection found dead (the database
+    restarted) is replaced and the read tried once more."""
     engine = db.engine
-    dialect = engine.dialect
-    prepared = _prepared(statement, dialect)
+    prepared = _prepared(statement, engine.dialect)
     parameters = prepared.parameters(params)
-    connection = engine.raw_connection()
-    driver_connection = connection.dbapi_connection
-    autocommit = dialect.name == "postgresql"  # SQLite's driver begins nothing for a SELECT
-    try:
-        if autocommit:
-            driver_connection.autocommit = True  # type: ignore[union-attr]
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    tries = 2
+    while True:
+        reader = _ReadConnection.take(engine)
         try:
-            cursor = connection.cursor()
+            cursor = reader.connection.cursor()
             cursor.execute(prepared.sql, parameters)
             raw = cursor.fetchone()
             cursor.close()
-        finally:
-            if autocommit:
-                driver_connection.autocommit = False  # type: ignore[union-attr]
-    except dialect.loaded_dbapi.Error as e:
-        # Whatever went wrong, the connection is not handed out again (it
-        # might still be in autocommit): the pool opens a fresh one.
-        connection.invalidate(e)
-        raise DBAPIError.instance(prepared.sql, parameters, e, dialect.loaded_dbapi.Error) from e
-    finally:
+        except dbapi_error as e:
+            tries -= 1
+            lost = engine.dialect.is_disconnect(e, reader.connection.dbapi_connection, None)
+            reader.discard(e)
+            if not (lost and tries):
+                raise DBAPIError.instance(prepared.sql, parameters, e, dbapi_error) from e
+        else:
+            reader.done()
+            return None if raw is None else prepared.make_row(raw)
+
+
+class _ReadConnection:
+    """A pooled connection for :func:`read_one`, in autocommit on PostgreSQL
+    (SQLite's driver begins nothing for a SELECT).
+
+    Up to :data:`KEPT_READ_CONNECTIONS` threads keep theirs: it stays
+    checked out, counted by the pool like any other, and goes back when the
+    thread ends or its engine is disposed (the next read finds the pool
+    replaced).  Other threads hand theirs back after each read."""
+
+    __slots__ = ("autocommit", "connection", "kept", "pool")
+    _mine = threading.local()
+    _slots = threading.BoundedSemaphore(KEPT_READ_CONNECTIONS)
+
+    def __init__(self, engine: Engine, *, kept: bool) -> None:
+        self.pool = engine.pool
+        self.kept = kept
+        self.autocommit = engine.dialect.name == "postgresql"
+        self.connection: Any = None
+        try:
+            self.connection = engine.raw_connection()
+            if self.autocommit:
+                self.connection.dbapi_connection.autocommit = True
+        except BaseException as e:
+            self.discard(e)
+            raise
+
+    @classmethod
+    def take(cls, engine: Engine) -> _ReadConnection:
+        mine: _ReadConnection | None = getattr(cls._mine, "reader", None)
+        if mine is not None:
+            if mine.pool is engine.pool:
+                return mine
+            # Of an engine disposed since (its pool is gone), or another app's.
+            mine.discard(None)
+        reader = cls(engine, kept=cls._slots.acquire(blocking=False))
+        if reader.kept:
+            cls._mine.reader = reader
+        return reader
+
+    def done(self) -> None:
+        if not self.kept:
+            self.hand_back()
+
+    def hand_back(self) -> None:
+        """Back to the pool, out of autocommit: the ORM's next transaction
+        on it must be a transaction."""
+        connection = self._let_go()
+        if connection is None:
+            return
+        try:
+            if self.autocommit:
+                connection.dbapi_connection.autocommit = False
+        except Exception as e:  # a dead connection: the pool opens a fresh one
+            connection.invalidate(e)
         connection.close()
-    return None if raw is None else prepared.make_row(raw)
+
+    def discard(self, error: BaseException | None) -> None:
+        """Closed for good: after an error, whatever it was, or when its pool
+        was replaced (a pool that was disposed would keep it open)."""
+        connection = self._let_go()
+        if connection is not None:
+            connection.invalidate(error)
+            connection.close()
+
+    def _let_go(self) -> Any:
+        connection, self.connection = self.connection, None
+        if self.kept:
+            self.kept = False
+            self._slots.release()
+            if getattr(self._mine, "reader", None) is self:
+                del self._mine.reader
+        return connection
+
+    def __del__(self) -> None:
+        # The thread ended: its locals go, and with them its connection.
+        with contextlib.suppress(Exception):
+            self.hand_back()
+
+    @classmethod
+    def forget_after_fork(cls) -> None:
+        """In a forked child the parent's connection is not ours to use or
+        close, and the parent's threads hold no slots."""
+        mine = getattr(cls._mine, "reader", None)
+        if mine is not None:
+            mine.connection = None
+            mine.kept = False
+            del cls._mine.reader
+        cls._slots = threading.BoundedSemaphore(KEPT_READ_CONNECTIONS)
+
+
+os.register_at_fork(after_in_child=_ReadConnection.forget_after_fork)
+
+
+@event.listens_for(Engine, "engine_disposed")
+def _close_kept_read_connection(engine: Engine) -> None:
+    """The disposing thread's own kept connection closes with the pool
+    (other threads' are closed at their next read or when they end)."""
+    mine = getattr(_ReadConnection._mine, "reader", None)
+    if mine is not None and mine.pool is not engine.pool:
+        mine.discard(None)
 
 
 def write(statement: ClauseElement, params: dict[str, Any]) -> int:

@@ -1,7 +1,9 @@
 """Pooled PostgreSQL connections: checked only after sitting idle, and a dead
 one is replaced before a request sees it (the server restarted, a firewall
 dropped the socket).  Prepared reads (``idp.db.read_one``): the same rows as
-Core's, and connections handed back as they were taken.  Prepared writes and
+Core's, on a connection each thread keeps (so many threads at most), handed
+back as it was taken when the thread ends, and a read whose connection died
+tried again on a fresh one.  Prepared writes and
 reads in the request's transaction (``idp.db.write``,
 ``idp.db.read_in_transaction``): committed and rolled back with the rest,
 errors as Core raises them, SQLite's writers still queued."""
@@ -70,31 +72,94 @@ def test_a_prepared_read_of_nothing_is_none(app: Flask) -> None:
         assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "no such token"}) is None
 
 
-def test_a_prepared_read_hands_its_connection_back_out_of_autocommit(
+def _count_checkouts(engine: Any) -> list[int]:
+    taken: list[int] = []
+    event.listen(engine.pool, "checkout", lambda *_: taken.append(1))
+    return taken
+
+
+def test_a_thread_keeps_one_connection_for_its_reads(app: Flask) -> None:
+    with app.app_context():
+        taken = _count_checkouts(db.engine)
+        for _ in range(5):
+            read_one(accounts._MEMBER, {"user_id": "nobody"})
+        other: list[Any] = []
+        thread = threading.Thread(
+            target=lambda: other.append(_read_in_app(app, tokens._ACCESS_TOKEN_ROW, "x"))
+        )
+        thread.start()
+        thread.join()
+
+    assert len(taken) == 2  # this thread's, then the other thread's
+    assert other == [None]
+
+
+def _read_in_app(app: Flask, statement: Any, jti: str) -> Any:
+    with app.app_context():
+        return read_one(statement, {"jti": jti})
+
+
+def test_a_kept_connection_goes_back_to_the_pool_when_its_thread_ends(
     app: Flask, backend: Backend
 ) -> None:
-    """On PostgreSQL the read runs in autocommit; the ORM's next transaction
-    on that connection must be a transaction again."""
-    if backend.kind != "postgresql":
-        pytest.skip("SQLite's driver begins nothing for a SELECT")
+    """Out of autocommit on PostgreSQL: the ORM's next transaction on that
+    connection must be a transaction again."""
     handed_back: list[Any] = []
 
     def note(dbapi_connection: Any, record: Any) -> None:
-        handed_back.append(dbapi_connection.autocommit)
+        handed_back.append(getattr(dbapi_connection, "autocommit", False))
 
     with app.app_context():
-        event.listen(db.engine.pool, "checkin", note)
-        try:
-            read_one(accounts._MEMBER, {"user_id": "nobody"})
-        finally:
-            event.remove(db.engine.pool, "checkin", note)
+        pool = db.engine.pool
+        before = pool.checkedout()  # type: ignore[attr-defined]
+        event.listen(pool, "checkin", note)
+        thread = threading.Thread(target=_read_in_app, args=(app, tokens._ACCESS_TOKEN_ROW, "x"))
+        thread.start()
+        thread.join()
+        event.remove(pool, "checkin", note)
 
-    assert handed_back == [False]
+        assert handed_back == [False]
+        assert pool.checkedout() == before  # type: ignore[attr-defined]
 
 
-def test_a_prepared_read_on_a_dead_connection_fails_once_and_the_next_one_works(
+def test_only_so_many_threads_keep_a_connection(app: Flask) -> None:
+    """The rest of the pool stays for the requests' transactions; threads
+    past the limit take a connection per read and hand it back."""
+    threads = database.KEPT_READ_CONNECTIONS + 4
+    reading = threading.Barrier(threads + 1)
+    finish = threading.Event()
+    results: list[Any] = []
+
+    def reader() -> None:
+        with app.app_context():
+            results.append(read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"}))
+            reading.wait()
+            finish.wait(30)
+            results.append(read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"}))
+
+    with app.app_context():
+        pool = db.engine.pool
+        before = pool.checkedout()  # type: ignore[attr-defined]
+        workers = [threading.Thread(target=reader) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        reading.wait(30)
+        kept = pool.checkedout() - before  # type: ignore[attr-defined]
+        finish.set()
+        for worker in workers:
+            worker.join()
+        after = pool.checkedout() - before  # type: ignore[attr-defined]
+
+    assert kept == database.KEPT_READ_CONNECTIONS
+    assert after == 0
+    assert results == [None] * (2 * threads)
+
+
+def test_a_read_whose_connection_died_is_tried_again_on_a_fresh_one(
     app: Flask, backend: Backend
 ) -> None:
+    """The database restarted, or a firewall dropped the idle socket: the
+    read succeeds all the same."""
     if backend.kind != "postgresql":
         pytest.skip("SQLite has no server to lose a connection to")
     backend_pid = select(func.pg_backend_pid().label("pid"))
@@ -111,12 +176,29 @@ def test_a_prepared_read_on_a_dead_connection_fails_once_and_the_next_one_works(
             )
         killer.dispose()
 
-        with pytest.raises(DBAPIError):  # the one pooled connection, not idle: no ping
-            read_one(backend_pid, {})
         after = read_one(backend_pid, {})
 
     assert after is not None
     assert after.pid != first.pid
+
+
+def test_a_read_that_fails_otherwise_is_not_tried_again(app: Flask) -> None:
+    broken = select(func.no_such_function().label("x"))
+    with app.app_context():
+        taken = _count_checkouts(db.engine)
+        with pytest.raises(DBAPIError):
+            read_one(broken, {})
+        assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"}) is None
+
+    assert len(taken) == 2  # the failed read's connection was not used again
+
+
+def test_reads_go_on_after_the_engine_is_disposed(app: Flask) -> None:
+    with app.app_context():
+        read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"})
+        db.engine.dispose()
+        assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"}) is None
+        assert db.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
 
 
 def _access_token(jti: str) -> dict[str, Any]:
