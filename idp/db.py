@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Any, ClassVar, NoReturn, ParamSpec, TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, Insert, MetaData, Row, Select, Text, TypeDecorator, event
@@ -393,10 +393,11 @@ def _prepared(
 
 
 KEPT_READ_CONNECTIONS = 8
-"""Threads per process that keep a connection for :func:`read_one`: the
-request threads of a worker (more than 8 add nothing, ``docs/production.md``)
-while leaving most of the pool (15 on SQLite, 30 on PostgreSQL) to the
-requests' transactions.  Further threads take one from the pool per read."""
+"""Connections a process keeps checked out for :func:`read_one`: as many as
+a worker's request threads read at once (more than 8 threads add nothing,
+``docs/production.md``), leaving most of the pool (15 on SQLite, 30 on
+PostgreSQL) to the requests' transactions.  Past it a read takes one from
+the pool and hands it back."""
 
 
 def read_one(statement: Select[*tuple[Any, ...]], params: dict[str, Any]) -> AnyRow | None:
@@ -407,86 +408,121 @@ def read_one(statement: Select[*tuple[Any, ...]], params: dict[str, Any]) -> Any
 
     ``statement`` is a module-level select: it is compiled once per dialect
     and then run on the driver's own cursor, in autocommit (one round trip,
-    no transaction to begin or roll back), on a connection the thread keeps
-    for such reads (:class:`_ReadConnection`).  Core's execution pipeline
-    and an isolation-level switch per call cost some 190 µs on SQLite where
-    the query itself takes 8; taking the connection from the pool for each
-    read and handing it back cost a fifth of introspection's throughput on
+    no transaction to begin or roll back), on a connection kept for such
+    reads (:class:`_KeptReadConnections`).  Core's execution pipeline and an
+    isolation-level switch per call cost some 190 µs on SQLite where the
+    query itself takes 8; taking the connection from the pool for each read
+    and handing it back cost a fifth of introspection's throughput on
     PostgreSQL (``make bench``).  The row reads by attribute name, like
     Core's, with the same types.  A connection found dead (the database
-    restarted) is replaced and the read tried once more."""
+    restarted) is closed and the read tried once more on another."""
     engine = db.engine
     prepared = _prepared(statement, engine.dialect)
     parameters = prepared.parameters(params)
     dbapi_error = engine.dialect.loaded_dbapi.Error
+    kept = _KeptReadConnections.of(engine)
     tries = 2
     while True:
-        reader = _ReadConnection.take(engine)
+        connection = kept.take(engine)
         try:
-            cursor = reader.connection.cursor()
+            cursor = connection.cursor()
             cursor.execute(prepared.sql, parameters)
             raw = cursor.fetchone()
             cursor.close()
         except dbapi_error as e:
             tries -= 1
-            lost = engine.dialect.is_disconnect(e, reader.connection.dbapi_connection, None)
-            reader.discard(e)
+            lost = engine.dialect.is_disconnect(e, connection.dbapi_connection, None)
+            kept.discard(connection, e)
             if not (lost and tries):
                 raise DBAPIError.instance(prepared.sql, parameters, e, dbapi_error) from e
+        except BaseException as e:
+            kept.discard(connection, e)
+            raise
         else:
-            reader.done()
+            kept.give_back(connection)
             return None if raw is None else prepared.make_row(raw)
 
 
-class _ReadConnection:
-    """A pooled connection for :func:`read_one`, in autocommit on PostgreSQL
-    (SQLite's driver begins nothing for a SELECT).
+class _KeptReadConnections:
+    """Pooled connections an engine's :func:`read_one` keeps checked out, in
+    autocommit on PostgreSQL (SQLite's driver begins nothing for a SELECT),
+    shared by the process's threads: the last one given back is the next
+    one taken (a ``deque``, no lock on that path).
 
-    Up to :data:`KEPT_READ_CONNECTIONS` threads keep theirs: it stays
-    checked out, counted by the pool like any other, and goes back when the
-    thread ends or its engine is disposed (the next read finds the pool
-    replaced).  Other threads hand theirs back after each read."""
+    At most :data:`KEPT_READ_CONNECTIONS` are kept; they count against the
+    pool like any other.  Disposing of the engine closes them.  Nothing is
+    tied to a thread: threads come and go (granian ends idle ones)."""
 
-    __slots__ = ("autocommit", "connection", "kept", "pool")
-    _mine = threading.local()
-    _slots = threading.BoundedSemaphore(KEPT_READ_CONNECTIONS)
+    _of_engine: ClassVar[dict[Engine, _KeptReadConnections]] = {}
+    _registry_lock = threading.Lock()
 
-    def __init__(self, engine: Engine, *, kept: bool) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.pool = engine.pool
-        self.kept = kept
         self.autocommit = engine.dialect.name == "postgresql"
-        self.connection: Any = None
-        try:
-            self.connection = engine.raw_connection()
-            if self.autocommit:
-                self.connection.dbapi_connection.autocommit = True
-        except BaseException as e:
-            self.discard(e)
-            raise
+        self.idle: collections.deque[Any] = collections.deque()
+        self.kept: set[int] = set()
+        self.lock = threading.Lock()
+        self.closed = False
 
     @classmethod
-    def take(cls, engine: Engine) -> _ReadConnection:
-        mine: _ReadConnection | None = getattr(cls._mine, "reader", None)
-        if mine is not None:
-            if mine.pool is engine.pool:
-                return mine
-            # Of an engine disposed since (its pool is gone), or another app's.
-            mine.discard(None)
-        reader = cls(engine, kept=cls._slots.acquire(blocking=False))
-        if reader.kept:
-            cls._mine.reader = reader
-        return reader
+    def of(cls, engine: Engine) -> _KeptReadConnections:
+        kept = cls._of_engine.get(engine)
+        if kept is None or kept.pool is not engine.pool:
+            with cls._registry_lock:
+                kept = cls._of_engine.get(engine)
+                if kept is None or kept.pool is not engine.pool:
+                    if kept is not None:
+                        kept.close()
+                    kept = cls._of_engine[engine] = cls(engine)
+        return kept
 
-    def done(self) -> None:
-        if not self.kept:
-            self.hand_back()
+    def take(self, engine: Engine) -> Any:
+        with contextlib.suppress(IndexError):
+            return self.idle.pop()
+        connection = engine.raw_connection()
+        try:
+            if self.autocommit:
+                connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+        except BaseException as e:
+            connection.invalidate(e)
+            connection.close()
+            raise
+        with self.lock:
+            if not self.closed and len(self.kept) < KEPT_READ_CONNECTIONS:
+                self.kept.add(id(connection))
+        return connection
 
-    def hand_back(self) -> None:
+    def give_back(self, connection: Any) -> None:
+        if self.closed:  # its pool was disposed of, and would keep it open
+            self.discard(connection, None)
+        elif id(connection) in self.kept:
+            self.idle.append(connection)
+        else:
+            self._hand_back(connection)
+
+    def discard(self, connection: Any, error: BaseException | None) -> None:
+        """Closed for good: whatever went wrong, it is not used again."""
+        with self.lock:
+            self.kept.discard(id(connection))
+        connection.invalidate(error)
+        connection.close()
+
+    def close(self) -> None:
+        """Close the kept connections (their pool is being disposed of);
+        those in use are handed back when their read ends."""
+        with self.lock:
+            self.closed = True
+            idle, self.idle = list(self.idle), collections.deque()
+            self.kept.clear()
+        for connection in idle:
+            connection.invalidate()
+            connection.close()
+
+    def _hand_back(self, connection: Any) -> None:
         """Back to the pool, out of autocommit: the ORM's next transaction
         on it must be a transaction."""
-        connection = self._let_go()
-        if connection is None:
-            return
+        with self.lock:
+            self.kept.discard(id(connection))
         try:
             if self.autocommit:
                 connection.dbapi_connection.autocommit = False
@@ -494,50 +530,22 @@ class _ReadConnection:
             connection.invalidate(e)
         connection.close()
 
-    def discard(self, error: BaseException | None) -> None:
-        """Closed for good: after an error, whatever it was, or when its pool
-        was replaced (a pool that was disposed would keep it open)."""
-        connection = self._let_go()
-        if connection is not None:
-            connection.invalidate(error)
-            connection.close()
-
-    def _let_go(self) -> Any:
-        connection, self.connection = self.connection, None
-        if self.kept:
-            self.kept = False
-            self._slots.release()
-            if getattr(self._mine, "reader", None) is self:
-                del self._mine.reader
-        return connection
-
-    def __del__(self) -> None:
-        # The thread ended: its locals go, and with them its connection.
-        with contextlib.suppress(Exception):
-            self.hand_back()
-
     @classmethod
     def forget_after_fork(cls) -> None:
-        """In a forked child the parent's connection is not ours to use or
-        close, and the parent's threads hold no slots."""
-        mine = getattr(cls._mine, "reader", None)
-        if mine is not None:
-            mine.connection = None
-            mine.kept = False
-            del cls._mine.reader
-        cls._slots = threading.BoundedSemaphore(KEPT_READ_CONNECTIONS)
+        """In a forked child the parent's connections are not ours to use or close."""
+        cls._of_engine = {}
+        cls._registry_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_ReadConnection.forget_after_fork)
+os.register_at_fork(after_in_child=_KeptReadConnections.forget_after_fork)
 
 
 @event.listens_for(Engine, "engine_disposed")
-def _close_kept_read_connection(engine: Engine) -> None:
-    """The disposing thread's own kept connection closes with the pool
-    (other threads' are closed at their next read or when they end)."""
-    mine = getattr(_ReadConnection._mine, "reader", None)
-    if mine is not None and mine.pool is not engine.pool:
-        mine.discard(None)
+def _close_kept_read_connections(engine: Engine) -> None:
+    with _KeptReadConnections._registry_lock:
+        kept = _KeptReadConnections._of_engine.pop(engine, None)
+    if kept is not None:
+        kept.close()
 
 
 def write(statement: ClauseElement, params: dict[str, Any]) -> int:

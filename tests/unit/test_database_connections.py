@@ -1,9 +1,9 @@
 """Pooled PostgreSQL connections: checked only after sitting idle, and a dead
 one is replaced before a request sees it (the server restarted, a firewall
 dropped the socket).  Prepared reads (``idp.db.read_one``): the same rows as
-Core's, on a connection each thread keeps (so many threads at most), handed
-back as it was taken when the thread ends, and a read whose connection died
-tried again on a fresh one.  Prepared writes and
+Core's, on connections kept for them (so many at most, the rest handed back
+as they were taken, all closed with their engine), and a read whose
+connection died tried again on a fresh one.  Prepared writes and
 reads in the request's transaction (``idp.db.write``,
 ``idp.db.read_in_transaction``): committed and rolled back with the rest,
 errors as Core raises them, SQLite's writers still queued."""
@@ -78,7 +78,7 @@ def _count_checkouts(engine: Any) -> list[int]:
     return taken
 
 
-def test_a_thread_keeps_one_connection_for_its_reads(app: Flask) -> None:
+def test_reads_reuse_a_kept_connection_whatever_the_thread(app: Flask) -> None:
     with app.app_context():
         taken = _count_checkouts(db.engine)
         for _ in range(5):
@@ -90,7 +90,7 @@ def test_a_thread_keeps_one_connection_for_its_reads(app: Flask) -> None:
         thread.start()
         thread.join()
 
-    assert len(taken) == 2  # this thread's, then the other thread's
+    assert len(taken) == 1
     assert other == [None]
 
 
@@ -99,60 +99,46 @@ def _read_in_app(app: Flask, statement: Any, jti: str) -> Any:
         return read_one(statement, {"jti": jti})
 
 
-def test_a_kept_connection_goes_back_to_the_pool_when_its_thread_ends(
-    app: Flask, backend: Backend
+def test_only_so_many_connections_are_kept_and_the_rest_go_back_out_of_autocommit(
+    app: Flask,
 ) -> None:
-    """Out of autocommit on PostgreSQL: the ORM's next transaction on that
-    connection must be a transaction again."""
+    """Reads at once past the limit take a connection from the pool and
+    hand it back as the ORM expects it: out of autocommit on PostgreSQL."""
     handed_back: list[Any] = []
 
     def note(dbapi_connection: Any, record: Any) -> None:
         handed_back.append(getattr(dbapi_connection, "autocommit", False))
 
+    limit = database.KEPT_READ_CONNECTIONS
     with app.app_context():
-        pool = db.engine.pool
-        before = pool.checkedout()  # type: ignore[attr-defined]
-        event.listen(pool, "checkin", note)
-        thread = threading.Thread(target=_read_in_app, args=(app, tokens._ACCESS_TOKEN_ROW, "x"))
-        thread.start()
-        thread.join()
-        event.remove(pool, "checkin", note)
+        engine = db.engine
+        before = engine.pool.checkedout()  # type: ignore[attr-defined]
+        event.listen(engine.pool, "checkin", note)
+        kept = database._KeptReadConnections.of(engine)
+        at_once = [kept.take(engine) for _ in range(limit + 4)]  # as many reads in flight
+        for connection in at_once:
+            kept.give_back(connection)
+        still_out = engine.pool.checkedout() - before  # type: ignore[attr-defined]
+        event.remove(engine.pool, "checkin", note)
 
-        assert handed_back == [False]
-        assert pool.checkedout() == before  # type: ignore[attr-defined]
+        assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"}) is None
+
+    assert still_out == limit
+    assert handed_back == [False] * 4
 
 
-def test_only_so_many_threads_keep_a_connection(app: Flask) -> None:
-    """The rest of the pool stays for the requests' transactions; threads
-    past the limit take a connection per read and hand it back."""
-    threads = database.KEPT_READ_CONNECTIONS + 4
-    reading = threading.Barrier(threads + 1)
-    finish = threading.Event()
-    results: list[Any] = []
-
-    def reader() -> None:
-        with app.app_context():
-            results.append(read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"}))
-            reading.wait()
-            finish.wait(30)
-            results.append(read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"}))
-
+def test_disposing_of_the_engine_closes_the_kept_connections(app: Flask) -> None:
+    """Nothing stays open behind a pool that was disposed of (pytest fails
+    a test whose connection is garbage-collected open), and reads go on."""
     with app.app_context():
-        pool = db.engine.pool
-        before = pool.checkedout()  # type: ignore[attr-defined]
-        workers = [threading.Thread(target=reader) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        reading.wait(30)
-        kept = pool.checkedout() - before  # type: ignore[attr-defined]
-        finish.set()
-        for worker in workers:
-            worker.join()
-        after = pool.checkedout() - before  # type: ignore[attr-defined]
+        read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"})
+        kept = database._KeptReadConnections.of(db.engine)
+        (connection,) = kept.idle
+        db.engine.dispose()
 
-    assert kept == database.KEPT_READ_CONNECTIONS
-    assert after == 0
-    assert results == [None] * (2 * threads)
+        assert connection.dbapi_connection is None  # closed
+        assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"}) is None
+        assert db.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
 
 
 def test_a_read_whose_connection_died_is_tried_again_on_a_fresh_one(
@@ -191,14 +177,6 @@ def test_a_read_that_fails_otherwise_is_not_tried_again(app: Flask) -> None:
         assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"}) is None
 
     assert len(taken) == 2  # the failed read's connection was not used again
-
-
-def test_reads_go_on_after_the_engine_is_disposed(app: Flask) -> None:
-    with app.app_context():
-        read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"})
-        db.engine.dispose()
-        assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"}) is None
-        assert db.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
 
 
 def _access_token(jti: str) -> dict[str, Any]:
