@@ -118,7 +118,7 @@ def forced_logout_seconds(database: str, sessions_count: int = 1000, services: i
 
 
 def _time_forced_logout(workdir: Path, url: str, sessions_count: int, services: int) -> float:
-    from idp import accounts, clients, clock, create_app, schema, sessions
+    from idp import accounts, clients, clock, create_app, forced_logout, schema
     from idp.config import load
     from idp.db import db
     from idp.keys import keyring_for
@@ -190,8 +190,8 @@ def _time_forced_logout(workdir: Path, url: str, sessions_count: int, services: 
             db.session.commit()
             os.sched_setaffinity(0, {SERVER_CPU})
             started = time.perf_counter()
-            sessions.force_logout(
-                user_id=member.id, reason=sessions.LogoutReason.ADMIN, actor="bench"
+            forced_logout.force_logout(
+                user_id=member.id, reason=forced_logout.LogoutReason.ADMIN, actor="bench"
             )
             return time.perf_counter() - started
     finally:

@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 from consent_ui import bp
 from consent_ui.context import client_ip, page, settings, signed_in
 from consent_ui.i18n import N_, language
-from idp import accounts, devices, events, geo, registration, sessions
+from idp import accounts, devices, events, forced_logout, geo, registration, sessions
 from idp.errors import ConflictError, LinkError, UsageError
 
 
@@ -154,10 +154,10 @@ def revoke_session(sid: str) -> Response:
     if sid != me.session.id:
         # user_id scopes the call: another person's sid matches nothing.
         ended = len(
-            sessions.force_logout(
+            forced_logout.force_logout(
                 session_ids=[sid],
                 user_id=me.member.id,
-                reason=sessions.LogoutReason.USER_REVOKED,
+                reason=forced_logout.LogoutReason.USER_REVOKED,
                 actor=f"user:{me.member.id}",
                 ip=client_ip(),
             ).session_ids
@@ -171,10 +171,10 @@ def revoke_other_sessions() -> Response:
         return to_login
     me = signed_in()
     assert me is not None  # noqa: S101
-    report = sessions.force_logout(
+    report = forced_logout.force_logout(
         user_id=me.member.id,
         keep=me.session.id,
-        reason=sessions.LogoutReason.USER_REVOKED,
+        reason=forced_logout.LogoutReason.USER_REVOKED,
         actor=f"user:{me.member.id}",
         ip=client_ip(),
     )

@@ -19,7 +19,7 @@ from consent_ui import bp
 from consent_ui.account import local_time, require_signed_in, session_row
 from consent_ui.context import SignedIn, client_ip, page, settings, signed_in
 from consent_ui.i18n import language
-from idp import accounts, clock, devices, events, geo, passkeys, sessions, step_up
+from idp import accounts, clock, devices, events, forced_logout, geo, passkeys, sessions, step_up
 from idp.errors import NotFoundError
 
 FRESH = dt.timedelta(minutes=10)
@@ -103,10 +103,10 @@ def admin_revoke_session(user_id: str, sid: str) -> Response:
     if isinstance(me, Response):
         return me
     member = _member(user_id)
-    report = sessions.force_logout(
+    report = forced_logout.force_logout(
         session_ids=[sid],
         user_id=member.id,  # scopes the call: another person's sid matches nothing
-        reason=sessions.LogoutReason.ADMIN,
+        reason=forced_logout.LogoutReason.ADMIN,
         actor=f"admin:{me.member.id}",
         ip=client_ip(),
     )
@@ -119,9 +119,9 @@ def admin_revoke_all(user_id: str) -> Response:
     if isinstance(me, Response):
         return me
     member = _member(user_id)
-    report = sessions.force_logout(
+    report = forced_logout.force_logout(
         user_id=member.id,
-        reason=sessions.LogoutReason.ADMIN,
+        reason=forced_logout.LogoutReason.ADMIN,
         actor=f"admin:{me.member.id}",
         ip=client_ip(),
     )

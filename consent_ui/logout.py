@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from consent_ui import bp
 from consent_ui.context import client_ip, page, settings, signed_in
 from consent_ui.i18n import N_
-from idp import cookies, logout, sessions
+from idp import cookies, forced_logout, logout
 from idp.csrf import protection
 from idp.errors import InvalidRequestError
 
@@ -24,10 +24,10 @@ def _signed_out(target: str | None) -> Response:
     return response
 
 
-def _end_current(reason: sessions.LogoutReason) -> None:
+def _end_current(reason: forced_logout.LogoutReason) -> None:
     me = signed_in()
     if me is not None:
-        sessions.force_logout(
+        forced_logout.force_logout(
             session_ids=[me.session.id],
             reason=reason,
             actor=f"user:{me.member.id}",
@@ -53,19 +53,19 @@ def end_session() -> Response:
     me = signed_in()
     if request.method == "POST" and "confirm" in request.form:
         protection.protect()
-        _end_current(sessions.LogoutReason.RP_LOGOUT)
+        _end_current(forced_logout.LogoutReason.RP_LOGOUT)
         return _signed_out(req.redirect_to)
     if me is None:
         return _signed_out(req.redirect_to)
     if req.hint_matches(me.session.id):
-        _end_current(sessions.LogoutReason.RP_LOGOUT)
+        _end_current(forced_logout.LogoutReason.RP_LOGOUT)
         return _signed_out(req.redirect_to)
     return page("logout_confirm.html", params=req.params, client_name=req.client_name)
 
 
 @bp.post("/signout")
 def signout() -> Response:
-    _end_current(sessions.LogoutReason.SIGNOUT)
+    _end_current(forced_logout.LogoutReason.SIGNOUT)
     response = redirect(settings().url("/login"), 303)
     cookies.clear_session(response, settings())
     return response

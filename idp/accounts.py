@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from idp import clock, events, passwords, sessions
+from idp import clock, events, forced_logout, passwords
 from idp import security_events as set_events
 from idp.db import AnyRow, db, read_in_transaction, read_one, service
 from idp.errors import (
@@ -434,8 +434,8 @@ def set_disabled(ref: str, disabled: bool, *, actor: str = "operator") -> tuple[
     ended = 0
     if disabled:
         ended = len(
-            sessions.force_logout(
-                user_id=user.id, reason=sessions.LogoutReason.ACCOUNT_DISABLED, actor=actor
+            forced_logout.force_logout(
+                user_id=user.id, reason=forced_logout.LogoutReason.ACCOUNT_DISABLED, actor=actor
             ).session_ids
         )
     return _member(user), ended

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, Flask, g
 from werkzeug.wrappers import Response
 
-from idp import accounts, errors, sessions
+from idp import accounts, errors, forced_logout, sessions
 from idp.errors import NotFoundError
 from idp.protocol.endpoints import bearer, json_response
 from idp.ratelimit import request_ip
@@ -65,9 +65,9 @@ def end_session(sid: str) -> Response:
         info = sessions.get(sid)
     except NotFoundError:
         return _not_found()
-    report = sessions.force_logout(
+    report = forced_logout.force_logout(
         session_ids=[info.id],
-        reason=sessions.LogoutReason.ADMIN,
+        reason=forced_logout.LogoutReason.ADMIN,
         actor=f"client:{client_id}",
         ip=request_ip(),
     )
@@ -80,9 +80,9 @@ def logout_user(user_ref: str) -> Response:
     member = _member(user_ref)
     if member is None:
         return _not_found()
-    report = sessions.force_logout(
+    report = forced_logout.force_logout(
         user_id=member.id,
-        reason=sessions.LogoutReason.ADMIN,
+        reason=forced_logout.LogoutReason.ADMIN,
         actor=f"client:{client_id}",
         ip=request_ip(),
     )

@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _reasons() -> list[Any]:
-    from idp.sessions import LogoutReason
+    from idp.forced_logout import LogoutReason
 
     return [
         LogoutReason.ADMIN,
@@ -375,7 +375,7 @@ def cmd_clients(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_sessions(args: argparse.Namespace, settings: Settings) -> None:
-    from idp import accounts, sessions
+    from idp import accounts, forced_logout, sessions
 
     with _app(settings):
         if args.action == "list":
@@ -389,15 +389,15 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> None:
             )
             _print(args, {"sessions": rows}, text or "no sessions")
             return
-        reason = sessions.LogoutReason(args.reason)
+        reason = forced_logout.LogoutReason(args.reason)
         if args.session:
             sessions.get(args.session)  # NotFoundError: a one-line error
-            report = sessions.force_logout(
+            report = forced_logout.force_logout(
                 session_ids=[args.session], reason=reason, actor="admin:cli"
             )
         else:
             m = accounts.find(args.user)
-            report = sessions.force_logout(user_id=m.id, reason=reason, actor="admin:cli")
+            report = forced_logout.force_logout(user_id=m.id, reason=reason, actor="admin:cli")
         _print(
             args,
             {"ended": list(report.session_ids), "notified": list(report.notified_client_ids)},

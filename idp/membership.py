@@ -14,7 +14,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from idp import accounts, clock, codes, events, interactions, mail, qr, sessions, tokens
+from idp import (
+    accounts,
+    clock,
+    codes,
+    events,
+    forced_logout,
+    interactions,
+    mail,
+    qr,
+    sessions,
+    tokens,
+)
 from idp import security_events as set_events
 from idp.accounts import Member
 from idp.db import service
@@ -47,8 +58,8 @@ def delete(ref: str) -> tuple[Member, int]:
 
 
 def _end(member: Member, *, actor: str) -> tuple[Member, int]:
-    report = sessions.force_logout(
-        user_id=member.id, reason=sessions.LogoutReason.ACCOUNT_CANCELLED, actor=actor
+    report = forced_logout.force_logout(
+        user_id=member.id, reason=forced_logout.LogoutReason.ACCOUNT_CANCELLED, actor=actor
     )
     set_events.queue(user_id=member.id, event=set_events.SecurityEvent.ACCOUNT_PURGED)
     mail.queue(

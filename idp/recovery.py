@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from idp import accounts, clock, events, links, mail, outbox, risk, runtime, sessions
+from idp import accounts, clock, events, forced_logout, links, mail, outbox, risk, runtime
 from idp import security_events as set_events
 from idp.accounts import Member
 from idp.db import service
@@ -100,13 +100,13 @@ def _mail_reset_link(login: str) -> None:
 
 def _password_changed(member: Member, *, keep_session: str | None, reason: str) -> None:
     settings = runtime.current().settings
-    sessions.force_logout(
+    forced_logout.force_logout(
         user_id=member.id,
         keep=keep_session,
         reason=(
-            sessions.LogoutReason.PASSWORD_RESET
+            forced_logout.LogoutReason.PASSWORD_RESET
             if keep_session is None
-            else sessions.LogoutReason.PASSWORD_CHANGED
+            else forced_logout.LogoutReason.PASSWORD_CHANGED
         ),
         actor=f"user:{member.id}",
     )

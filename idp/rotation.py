@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select, update
 
-from idp import accounts, alerts, clock, events, risk, runtime, sessions, tokens
+from idp import accounts, alerts, clock, events, forced_logout, risk, runtime, sessions, tokens
 from idp.clients import RelyingParty
 from idp.db import AnyRow, db, read_in_transaction, refuse, rowcount, secret_hash, service, write
 from idp.errors import InvalidGrantError, NotFoundError
@@ -235,9 +235,9 @@ def _end_reused_family(grant: RefreshGrant) -> None:
         client_id=grant.client_id,
         session_id=grant.session_id,
     )
-    sessions.force_logout(
+    forced_logout.force_logout(
         session_ids=[grant.session_id],
-        reason=sessions.LogoutReason.REFRESH_TOKEN_REUSE,
+        reason=forced_logout.LogoutReason.REFRESH_TOKEN_REUSE,
         actor="system",
     )
     alerts.signin_ended(user_id=grant.user_id, reason="refresh_token_reuse")

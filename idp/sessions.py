@@ -1,5 +1,5 @@
-"""Sign-in sessions: stay signed in, idle timeout, forced logout, and the
-services each session reached.
+"""Sign-in sessions: stay signed in, idle timeout, and the services each
+session reached (ending them is ``idp.forced_logout``'s).
 
 The browser holds only a random ``idp_session`` value; the server stores its
 SHA-256 and every rule about the session, so ending a session on one node
@@ -16,7 +16,7 @@ the idle timeout is therefore precise to a minute.
 
 A forced logout is final.  Token issuance takes a shared lock on the
 session row (:func:`lock`) inside the transaction that issues, and a forced
-logout takes an exclusive one before it revokes, so a token is either issued
+logout (``idp.forced_logout``) takes an exclusive one before it revokes, so a token is either issued
 before the logout (and revoked by it) or not at all.  Which services a
 session reached is recorded on the session itself (``session_clients``) when
 they first get tokens, so the back-channel logout reaches them however long
@@ -27,14 +27,12 @@ purged.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
-from sqlalchemy import bindparam, delete, exists, select, update
+from sqlalchemy import bindparam, delete, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from idp import backchannel, clock, devices, events, geo, runtime
+from idp import clock, devices, events, geo, runtime
 from idp.config import SessionSettings
 from idp.db import (
     AnyRow,
@@ -47,21 +45,18 @@ from idp.db import (
     write,
 )
 from idp.errors import NotFoundError
-from idp.models import AccessToken, RefreshToken, SessionClient, SignInSession
+from idp.forced_logout import MISUSE_REASONS, LogoutReason, force_logout
+from idp.models import RefreshToken, SessionClient, SignInSession
 
 __all__ = [
     "ACR_VALUES",
-    "MISUSE_REASONS",
     "STRONG_FACTORS",
-    "LogoutReason",
-    "LogoutReport",
     "SessionInfo",
     "StartedSession",
     "acr_for",
     "add_factors",
     "countries_active_since",
     "device_forced_out_since",
-    "force_logout",
     "get",
     "list_for_user",
     "lock",
@@ -381,39 +376,6 @@ def list_for_user(user_id: str, *, live_only: bool = True) -> list[SessionInfo]:
     return [_info(r) for r in rows]
 
 
-class LogoutReason(StrEnum):
-    """Why a session ended: recorded in the audit log and on the session."""
-
-    SIGNOUT = "signout"
-    """The person signed out of this browser (offline tokens survive)."""
-    RP_LOGOUT = "rp_logout"
-    """A relying service asked (RP-initiated logout; offline tokens survive)."""
-    USER_REVOKED = "user_revoked"
-    """The person ended another of their sessions ("sign out other devices")."""
-    ADMIN = "admin"
-    REFRESH_TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 - a reason, not a secret
-    ACCOUNT_DISABLED = "account_disabled"
-    ACCOUNT_DELETED = "account_deleted"
-    ACCOUNT_CANCELLED = "account_cancelled"
-    PASSWORD_RESET = "password_reset"  # noqa: S105 - a reason, not a secret
-    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a secret
-    SUSPICIOUS_ACTIVITY = "suspicious_activity"
-    STEP_UP_REFUSED = "step_up_refused"
-    """The fifth wrong answer to an extra check."""
-    REPLACED = "replaced"
-    """Another account signed in on the same browser."""
-
-
-MISUSE_REASONS = frozenset(
-    {
-        LogoutReason.REFRESH_TOKEN_REUSE,
-        LogoutReason.SUSPICIOUS_ACTIVITY,
-        LogoutReason.STEP_UP_REFUSED,
-    }
-)
-"""Forced logouts for suspected misuse: the device is suspect for a while."""
-
-
 def countries_active_since(user_id: str, since: dt.datetime) -> frozenset[str]:
     """Countries of the person's sessions that were in use since ``since``
     (signed out since or not; held ones do not count).  The same device
@@ -443,110 +405,6 @@ def device_forced_out_since(device_id: str | None, since: dt.datetime) -> bool:
         .limit(1)
     )
     return found is not None
-
-
-_KEEPS_OFFLINE_TOKENS = frozenset({LogoutReason.SIGNOUT, LogoutReason.RP_LOGOUT})
-
-
-@dataclass(frozen=True, slots=True)
-class LogoutReport:
-    session_ids: tuple[str, ...]
-    """The sessions this call ended (already ended ones are not repeated)."""
-    notified_client_ids: tuple[str, ...]
-    """Clients queued a back-channel logout token."""
-
-
-@service
-def force_logout(
-    *,
-    reason: LogoutReason,
-    actor: str,
-    session_ids: Sequence[str] = (),
-    user_id: str | None = None,
-    keep: str | None = None,
-    ip: str | None = None,
-) -> LogoutReport:
-    """End sessions everywhere, now: the one path of every sign-out.
-
-    Ends the sessions named (and, with ``user_id``, every session of that
-    person except ``keep``), revokes every refresh and access token issued
-    under them, writes an audit event per session ended, and queues a
-    back-channel logout token for each client the sessions reached that
-    registered a ``backchannel_logout_uri``.  Offline refresh tokens survive
-    only the person's own sign-out and RP-initiated logout; every other
-    reason revokes them too, also those of sessions that had ended earlier.
-
-    One transaction in a fixed number of statements whatever the count.
-    The sessions are locked first (in ``id`` order, so that two forced
-    logouts cannot deadlock), which makes a racing token issuance either
-    finish before the revocation or find the session ended.  Safe to retry:
-    an ended session is not ended (or announced) twice."""
-    now = clock.now()
-    query = select(SignInSession.id, SignInSession.user_id, SignInSession.ended_at)
-    if user_id is not None:
-        query = query.where(SignInSession.user_id == user_id)
-        if session_ids:
-            query = query.where(SignInSession.id.in_(list(session_ids)))
-    elif session_ids:
-        query = query.where(SignInSession.id.in_(list(session_ids)))
-    else:
-        return LogoutReport(session_ids=(), notified_client_ids=())
-    if keep is not None:
-        query = query.where(SignInSession.id != keep)
-    locked = db.session.execute(query.order_by(SignInSession.id).with_for_update()).all()
-    ended = [(row.id, row.user_id) for row in locked if row.ended_at is None]
-    keeps_offline = reason in _KEEPS_OFFLINE_TOKENS
-    # An earlier sign-out left offline tokens alive; this reason ends them too.
-    revoke_ids = [sid for sid, _ in ended] if keeps_offline else [row.id for row in locked]
-    notified: list[str] = []
-    if ended:
-        ids = [sid for sid, _ in ended]
-        db.session.execute(
-            update(SignInSession)
-            .where(SignInSession.id.in_(ids), SignInSession.ended_at.is_(None))
-            .values(ended_at=now, end_reason=str(reason))
-        )
-        notified = backchannel.queue_logouts(ids)
-        events.record_many(
-            "session.ended",
-            [
-                {"user_id": uid, "session_id": sid, "ip": ip, "reason": str(reason), "actor": actor}
-                for sid, uid in ended
-            ],
-        )
-    if revoke_ids:
-        _revoke_tokens(revoke_ids, keep_offline=keeps_offline, now=now)
-    if user_id is not None and keep is None and not keeps_offline:
-        # Offline tokens outlive the sign-out of their session, not a forced
-        # logout of the whole account.
-        db.session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        db.session.execute(
-            update(AccessToken)
-            .where(AccessToken.user_id == user_id, AccessToken.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-    return LogoutReport(
-        session_ids=tuple(sid for sid, _ in ended), notified_client_ids=tuple(notified)
-    )
-
-
-def _revoke_tokens(session_ids: list[str], *, keep_offline: bool, now: dt.datetime) -> None:
-    """Revoke the sessions' refresh and access tokens: two statements, any count."""
-    refresh = update(RefreshToken).where(
-        RefreshToken.session_id.in_(session_ids), RefreshToken.revoked_at.is_(None)
-    )
-    if keep_offline:
-        refresh = refresh.where(RefreshToken.offline.is_(False))
-    db.session.execute(refresh.values(revoked_at=now))
-    db.session.execute(
-        update(AccessToken)
-        .where(AccessToken.session_id.in_(session_ids), AccessToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
 
 
 def purge_ended(before: dt.datetime) -> None:

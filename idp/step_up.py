@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, or_, select, update
 
-from idp import accounts, alerts, clock, events, mail, otp, runtime, sessions
+from idp import accounts, alerts, clock, events, forced_logout, mail, otp, runtime, sessions
 from idp.db import db, refuse, rowcount, secret_hash, service
 from idp.errors import OtpError, StepUpRefusedError
 from idp.models import StepUp
@@ -229,9 +229,9 @@ def _failed(session: SessionInfo) -> None:
             _record(session, "failure", "wrong_answer")
             return
         db.session.execute(delete(StepUp).where(StepUp.session_id == session.id))
-        sessions.force_logout(
+        forced_logout.force_logout(
             session_ids=[session.id],
-            reason=sessions.LogoutReason.STEP_UP_REFUSED,
+            reason=forced_logout.LogoutReason.STEP_UP_REFUSED,
             actor="system",
             ip=session.ip,
         )

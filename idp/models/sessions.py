@@ -1,4 +1,5 @@
-"""Sign-in sessions and the services each one reached; written only by ``idp.sessions``."""
+"""Sign-in sessions and the services each one reached; written only by
+``idp.sessions`` and, to end them, ``idp.forced_logout``."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from idp import sessions
+from idp import forced_logout, sessions
 from tests.support.flows import SignedIn, sign_in
 from tests.support.harness import IDP, LiveIdp, eventually
 from tests.support.receiver import LogoutReceiver
@@ -84,8 +84,8 @@ def test_two_workers_deliver_each_logout_once_to_a_slow_service(
 
     with second_worker(idp), fast_clock(idp, speed=20):
         with idp.services():
-            report = sessions.force_logout(
-                session_ids=sids, reason=sessions.LogoutReason.ADMIN, actor="test"
+            report = forced_logout.force_logout(
+                session_ids=sids, reason=forced_logout.LogoutReason.ADMIN, actor="test"
             )
         assert sorted(report.session_ids) == sorted(sids)
         queued = eventually(

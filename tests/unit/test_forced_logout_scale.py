@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import event, func, insert, select
 
-from idp import accounts, backchannel, clients, clock, sessions
+from idp import accounts, backchannel, clients, clock, forced_logout
 from idp.db import db, new_secret, secret_hash
 from idp.models import AccessToken, OutboxMessage, RefreshToken, SessionClient, SignInSession
 
@@ -109,10 +109,12 @@ def test_ending_hundreds_of_sessions_takes_as_many_statements_as_ending_one(app:
     many = _person_with(300, client_ids)
 
     with _count_statements() as small:
-        sessions.force_logout(user_id=one, reason=sessions.LogoutReason.ADMIN, actor="test")
+        forced_logout.force_logout(
+            user_id=one, reason=forced_logout.LogoutReason.ADMIN, actor="test"
+        )
     with _count_statements() as large:
-        report = sessions.force_logout(
-            user_id=many, reason=sessions.LogoutReason.ADMIN, actor="test"
+        report = forced_logout.force_logout(
+            user_id=many, reason=forced_logout.LogoutReason.ADMIN, actor="test"
         )
 
     assert len(large) == len(small)
@@ -142,8 +144,8 @@ def test_every_queued_logout_names_its_service_session_and_person(app: Flask) ->
     sids = set(db.session.scalars(select(SignInSession.id).where(SignInSession.user_id == person)))
     clock.freeze()
     try:
-        report = sessions.force_logout(
-            user_id=person, reason=sessions.LogoutReason.ADMIN, actor="test"
+        report = forced_logout.force_logout(
+            user_id=person, reason=forced_logout.LogoutReason.ADMIN, actor="test"
         )
         now = clock.now()
     finally:
