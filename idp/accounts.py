@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from idp import clock, events, forced_logout, passwords
 from idp import security_events as set_events
-from idp.db import AnyRow, db, read_in_transaction, read_one, service
+from idp.db import AnyRow, db, service
 from idp.errors import (
     AccountDisabledError,
     ConflictError,
@@ -35,6 +35,7 @@ from idp.errors import (
     UsageError,
 )
 from idp.models import Tombstone, User
+from idp.prepared import read_in_transaction, read_one
 
 __all__ = [
     "GENDERS",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import ipaddress
+import re
 import secrets
 import threading
 import time
@@ -95,7 +96,17 @@ def _relying_party(c: Client) -> RelyingParty:
     )
 
 
+_URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+"""What RFC 3986 lets a URI hold; anything else (spaces, quotes, non-ASCII
+text) must be percent-encoded, and a registered URI is compared as written."""
+
+
 def _check_uri(kind: str, uri: str, *, allow_private: bool) -> None:
+    if not _URI_CHARACTERS.fullmatch(uri):
+        raise UsageError(
+            f"{kind} {uri!r} holds characters a URI may not (spaces, quotes, non-ASCII "
+            "text): percent-encode them"
+        )
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"{kind} {uri!r} must be an absolute http(s) URL")

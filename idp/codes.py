@@ -16,9 +16,10 @@ from sqlalchemy import bindparam, delete, insert, select, update
 
 from idp import accounts, clock, events, runtime, sessions, tokens
 from idp.clients import RelyingParty
-from idp.db import db, new_secret, read_in_transaction, refuse, secret_hash, service, write
+from idp.db import db, new_secret, refuse, secret_hash, service
 from idp.errors import InvalidGrantError, NotFoundError
 from idp.models import AuthorizationCode
+from idp.prepared import read_in_transaction, write
 from idp.sessions import SessionInfo
 
 __all__ = [

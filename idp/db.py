@@ -18,34 +18,33 @@ its session is forced out), the code takes ``FOR SHARE`` / ``FOR UPDATE``
 locks on PostgreSQL, always sessions before tokens so that they cannot
 deadlock.  SQLite has one writer at a time: a transaction's first write
 takes the database lock, so the same code does its first write before it
-reads what must not change underneath it."""
+reads what must not change underneath it.
+
+The hottest paths' statements skip Core's execution pipeline:
+``idp.prepared`` compiles them once and runs them on the driver's cursor."""
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import contextvars
 import datetime as dt
 import functools
 import hashlib
 import json
-import os
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, Insert, MetaData, Row, Select, Text, TypeDecorator, event
+from sqlalchemy import DateTime, MetaData, Row, Text, TypeDecorator, event
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, registry
 from sqlalchemy.pool import Pool
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.functions import FunctionElement
 
 __all__ = [
@@ -59,13 +58,11 @@ __all__ = [
     "json_object",
     "new_identifier",
     "new_secret",
-    "read_in_transaction",
-    "read_one",
+    "queue_for_the_write",
     "refuse",
     "rowcount",
     "secret_hash",
     "service",
-    "write",
 ]
 
 AnyRow = Row[*tuple[Any, ...]]
@@ -230,6 +227,16 @@ _SQLITE_WRITER = threading.Lock()
 _WRITES = ("insert", "update", "delete", "replace")
 
 
+def queue_for_the_write(pooled: Any) -> None:
+    """What :func:`_queue_for_the_write` does for a statement Core runs, for
+    a write run on the driver's cursor of the pooled connection ``pooled``
+    (``idp.prepared``): on SQLite, wait for the process's write lock unless
+    this transaction holds it already."""
+    if _is_sqlite(pooled.dbapi_connection) and not pooled.info.get("writing"):
+        _SQLITE_WRITER.acquire()
+        pooled.info["writing"] = True
+
+
 def _is_sqlite(dbapi_connection: Any) -> bool:
     return type(dbapi_connection).__module__.startswith("sqlite3")
 
@@ -331,280 +338,6 @@ def refuse(error: Exception, *, record: Callable[[], None]) -> NoReturn:
     record()
     db.session.commit()
     raise error
-
-
-class _Prepared:
-    """A statement compiled once for one dialect, with the converters of its
-    parameters and columns: what Core does on every execution, done once.
-
-    Every value must be given: a column default computed in Python would
-    need Core's execution context, so such a statement is refused here."""
-
-    __slots__ = ("binds", "positional", "processors", "row", "sql", "writes")
-
-    def __init__(
-        self, statement: ClauseElement, dialect: Dialect, column_keys: tuple[str, ...] | None
-    ) -> None:
-        if isinstance(statement, Insert):
-            # Nothing reads back a generated key: no RETURNING clause to send and parse.
-            statement = statement.inline()
-        compiled: Any = statement.compile(
-            dialect=dialect, column_keys=list(column_keys) if column_keys else None
-        )
-        if compiled.insert_prefetch or compiled.update_prefetch:
-            raise TypeError("a prepared statement must be given every value")
-        self.sql = compiled.string
-        self.writes = not isinstance(statement, Select)
-        self.positional = compiled.positional
-        names = compiled.positiontup if compiled.positional else list(compiled.binds)
-        self.binds = [
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in names or ()
-        ]
-        columns = statement.selected_columns if isinstance(statement, Select) else ()
-        self.processors = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        ]
-        self.row: Any = collections.namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
-
-    def parameters(self, params: dict[str, Any]) -> Any:
-        values = [
-            (name, params[name] if process is None else process(params[name]))
-            for name, process in self.binds
-        ]
-        return tuple(v for _, v in values) if self.positional else dict(values)
-
-    def make_row(self, raw: Any) -> Any:
-        pairs = zip(self.processors, raw, strict=True)
-        return self.row(*(v if process is None else process(v) for process, v in pairs))
-
-
-_PREPARED: dict[tuple[ClauseElement, type[Dialect], tuple[str, ...] | None], _Prepared] = {}
-
-
-def _prepared(
-    statement: ClauseElement, dialect: Dialect, column_keys: tuple[str, ...] | None = None
-) -> _Prepared:
-    key = (statement, type(dialect), column_keys)
-    prepared = _PREPARED.get(key)
-    if prepared is None:
-        prepared = _PREPARED[key] = _Prepared(statement, dialect, column_keys)
-    return prepared
-
-
-KEPT_READ_CONNECTIONS = 8
-"""Connections a process keeps checked out for :func:`read_one`: as many as
-a worker's request threads read at once (more than 8 threads add nothing,
-``docs/production.md``), leaving most of the pool (15 on SQLite, 30 on
-PostgreSQL) to the requests' transactions.  Past it a read takes one from
-the pool and hands it back."""
-
-
-def read_one(statement: Select[*tuple[Any, ...]], params: dict[str, Any]) -> AnyRow | None:
-    """One row, read outside the request's transaction: for the look-ups of
-    the hottest read-only paths (an access token at introspection and
-    UserInfo, the member at UserInfo).  Never for a row this request may
-    have written.
-
-    ``statement`` is a module-level select: it is compiled once per dialect
-    and then run on the driver's own cursor, in autocommit (one round trip,
-    no transaction to begin or roll back), on a connection kept for such
-    reads (:class:`_KeptReadConnections`).  Core's execution pipeline and an
-    isolation-level switch per call cost some 190 µs on SQLite where the
-    query itself takes 8; taking the connection from the pool for each read
-    and handing it back cost a fifth of introspection's throughput on
-    PostgreSQL (``make bench``).  The row reads by attribute name, like
-    Core's, with the same types.  A connection found dead (the database
-    restarted) is closed and the read tried once more on another."""
-    engine = db.engine
-    prepared = _prepared(statement, engine.dialect)
-    parameters = prepared.parameters(params)
-    dbapi_error = engine.dialect.loaded_dbapi.Error
-    kept = _KeptReadConnections.of(engine)
-    tries = 2
-    while True:
-        connection = kept.take(engine)
-        try:
-            cursor = connection.cursor()
-            cursor.execute(prepared.sql, parameters)
-            raw = cursor.fetchone()
-            cursor.close()
-        except dbapi_error as e:
-            tries -= 1
-            lost = engine.dialect.is_disconnect(e, connection.dbapi_connection, None)
-            kept.discard(connection, e)
-            if not (lost and tries):
-                raise DBAPIError.instance(prepared.sql, parameters, e, dbapi_error) from e
-        except BaseException as e:
-            kept.discard(connection, e)
-            raise
-        else:
-            kept.give_back(connection)
-            return None if raw is None else prepared.make_row(raw)
-
-
-class _KeptReadConnections:
-    """Pooled connections an engine's :func:`read_one` keeps checked out, in
-    autocommit on PostgreSQL (SQLite's driver begins nothing for a SELECT),
-    shared by the process's threads: the last one given back is the next
-    one taken (a ``deque``, no lock on that path).
-
-    At most :data:`KEPT_READ_CONNECTIONS` are kept; they count against the
-    pool like any other.  Disposing of the engine closes them.  Nothing is
-    tied to a thread: threads come and go (granian ends idle ones)."""
-
-    _of_engine: ClassVar[dict[Engine, _KeptReadConnections]] = {}
-    _registry_lock = threading.Lock()
-
-    def __init__(self, engine: Engine) -> None:
-        self.pool = engine.pool
-        self.autocommit = engine.dialect.name == "postgresql"
-        self.idle: collections.deque[Any] = collections.deque()
-        self.kept: set[int] = set()
-        self.lock = threading.Lock()
-        self.closed = False
-
-    @classmethod
-    def of(cls, engine: Engine) -> _KeptReadConnections:
-        kept = cls._of_engine.get(engine)
-        if kept is None or kept.pool is not engine.pool:
-            with cls._registry_lock:
-                kept = cls._of_engine.get(engine)
-                if kept is None or kept.pool is not engine.pool:
-                    if kept is not None:
-                        kept.close()
-                    kept = cls._of_engine[engine] = cls(engine)
-        return kept
-
-    def take(self, engine: Engine) -> Any:
-        with contextlib.suppress(IndexError):
-            return self.idle.pop()
-        connection = engine.raw_connection()
-        try:
-            if self.autocommit:
-                connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
-        except BaseException as e:
-            connection.invalidate(e)
-            connection.close()
-            raise
-        with self.lock:
-            if not self.closed and len(self.kept) < KEPT_READ_CONNECTIONS:
-                self.kept.add(id(connection))
-        return connection
-
-    def give_back(self, connection: Any) -> None:
-        if self.closed:  # its pool was disposed of, and would keep it open
-            self.discard(connection, None)
-        elif id(connection) in self.kept:
-            self.idle.append(connection)
-        else:
-            self._hand_back(connection)
-
-    def discard(self, connection: Any, error: BaseException | None) -> None:
-        """Closed for good: whatever went wrong, it is not used again."""
-        with self.lock:
-            self.kept.discard(id(connection))
-        connection.invalidate(error)
-        connection.close()
-
-    def close(self) -> None:
-        """Close the kept connections (their pool is being disposed of);
-        those in use are handed back when their read ends."""
-        with self.lock:
-            self.closed = True
-            idle, self.idle = list(self.idle), collections.deque()
-            self.kept.clear()
-        for connection in idle:
-            connection.invalidate()
-            connection.close()
-
-    def _hand_back(self, connection: Any) -> None:
-        """Back to the pool, out of autocommit: the ORM's next transaction
-        on it must be a transaction."""
-        with self.lock:
-            self.kept.discard(id(connection))
-        try:
-            if self.autocommit:
-                connection.dbapi_connection.autocommit = False
-        except Exception as e:  # a dead connection: the pool opens a fresh one
-            connection.invalidate(e)
-        connection.close()
-
-    @classmethod
-    def forget_after_fork(cls) -> None:
-        """In a forked child the parent's connections are not ours to use or close."""
-        cls._of_engine = {}
-        cls._registry_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_KeptReadConnections.forget_after_fork)
-
-
-@event.listens_for(Engine, "engine_disposed")
-def _close_kept_read_connections(engine: Engine) -> None:
-    with _KeptReadConnections._registry_lock:
-        kept = _KeptReadConnections._of_engine.pop(engine, None)
-    if kept is not None:
-        kept.close()
-
-
-def write(statement: ClauseElement, params: dict[str, Any]) -> int:
-    """Run a module-level INSERT, UPDATE or DELETE in the request's
-    transaction and return the rows it matched (who won a conditional
-    update).
-
-    What :func:`read_one` does for the hottest reads, for the writes of the
-    hottest issuance paths (a refresh, a code exchange): compiled once per
-    dialect and the keys given, then run on the driver's cursor of the
-    session's own connection, so it commits or rolls back with everything
-    else.  A refresh's five statements cost ~0.5-1 ms less this way than
-    through Core (in-process, SQLite; ``make bench``).  The session is
-    flushed first, so rows the ORM holds are written before, in the order
-    the code asked."""
-    db.session.flush()
-    # An INSERT compiles to the columns it is given; other statements name their own.
-    keys = tuple(params) if isinstance(statement, Insert) else None
-    _, cursor = _in_transaction(statement, params, keys)
-    try:
-        return int(cursor.rowcount)
-    finally:
-        cursor.close()
-
-
-def read_in_transaction(statement: ClauseElement, params: dict[str, Any]) -> AnyRow | None:
-    """One row of a module-level select, in the request's transaction (its
-    locks, what it wrote): :func:`write`'s counterpart for reads.  The
-    session is flushed first, as an ORM query would autoflush."""
-    db.session.flush()
-    prepared, cursor = _in_transaction(statement, params, None)
-    try:
-        raw = cursor.fetchone()
-    finally:
-        cursor.close()
-    return None if raw is None else prepared.make_row(raw)
-
-
-def _in_transaction(
-    statement: ClauseElement, params: dict[str, Any], column_keys: tuple[str, ...] | None
-) -> tuple[_Prepared, Any]:
-    connection = db.session.connection()  # begins the session's transaction if need be
-    dialect = connection.dialect
-    prepared = _prepared(statement, dialect, column_keys)
-    parameters = prepared.parameters(params)
-    pooled = connection.connection
-    if prepared.writes and _is_sqlite(pooled.dbapi_connection) and not pooled.info.get("writing"):
-        # What _queue_for_the_write does for a statement Core runs.
-        _SQLITE_WRITER.acquire()
-        pooled.info["writing"] = True
-    cursor = pooled.cursor()
-    try:
-        cursor.execute(prepared.sql, parameters)
-    except dialect.loaded_dbapi.Error as e:
-        cursor.close()
-        if dialect.is_disconnect(e, pooled.dbapi_connection, cursor):
-            connection.invalidate(e)
-        raise DBAPIError.instance(prepared.sql, parameters, e, dialect.loaded_dbapi.Error) from e
-    return prepared, cursor
 
 
 def rowcount(result: Any) -> int:

@@ -26,9 +26,10 @@ from sqlalchemy import bindparam, select, update
 
 from idp import accounts, alerts, clock, events, forced_logout, risk, runtime, sessions, tokens
 from idp.clients import RelyingParty
-from idp.db import AnyRow, db, read_in_transaction, refuse, rowcount, secret_hash, service, write
+from idp.db import AnyRow, db, refuse, rowcount, secret_hash, service
 from idp.errors import InvalidGrantError, NotFoundError
 from idp.models import RefreshToken
+from idp.prepared import read_in_transaction, write
 from idp.sessions import SessionInfo
 
 __all__ = ["RefreshGrant", "find", "rotate"]

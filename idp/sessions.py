@@ -34,19 +34,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from idp import clock, devices, events, geo, runtime
 from idp.config import SessionSettings
-from idp.db import (
-    AnyRow,
-    db,
-    new_identifier,
-    new_secret,
-    read_in_transaction,
-    secret_hash,
-    service,
-    write,
-)
+from idp.db import AnyRow, db, new_identifier, new_secret, secret_hash, service
 from idp.errors import NotFoundError
 from idp.forced_logout import MISUSE_REASONS, LogoutReason, force_logout
 from idp.models import RefreshToken, SessionClient, SignInSession
+from idp.prepared import read_in_transaction, write
 
 __all__ = [
     "ACR_VALUES",

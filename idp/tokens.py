@@ -25,17 +25,10 @@ from sqlalchemy import bindparam, delete, insert, select, update
 
 from idp import accounts, clock, events, runtime
 from idp.clients import RelyingParty
-from idp.db import (
-    AnyRow,
-    db,
-    new_secret,
-    read_one,
-    secret_hash,
-    service,
-    write,
-)
+from idp.db import AnyRow, db, new_secret, secret_hash, service
 from idp.errors import InvalidTokenError
 from idp.models import AccessToken, RefreshToken, User
+from idp.prepared import read_one, write
 
 __all__ = [
     "AccessClaims",

@@ -6,7 +6,7 @@ the access token it holds, introspection of the token a caller showed it, a
 ``client_credentials`` token for calling another service, a refresh when
 its access token runs out.  The work is small once the signature check of a
 token is remembered (``idp.keys``) and the look-up is one prepared
-statement (``idp.db.read_one``; for UserInfo the token and its member
+statement (``idp.prepared.read_one``; for UserInfo the token and its member
 together); a machine token is one signature and no write.  Flask's request
 context, routing, hooks and response object, and Authlib's grant objects,
 then cost as much as the work: about 250 µs a request on the bench machine,

@@ -1,11 +1,11 @@
 """Pooled PostgreSQL connections: checked only after sitting idle, and a dead
 one is replaced before a request sees it (the server restarted, a firewall
-dropped the socket).  Prepared reads (``idp.db.read_one``): the same rows as
+dropped the socket).  Prepared reads (``idp.prepared.read_one``): the same rows as
 Core's, on connections kept for them (so many at most, the rest handed back
 as they were taken, all closed with their engine), and a read whose
 connection died tried again on a fresh one.  Prepared writes and
-reads in the request's transaction (``idp.db.write``,
-``idp.db.read_in_transaction``): committed and rolled back with the rest,
+reads in the request's transaction (``idp.prepared.write``,
+``idp.prepared.read_in_transaction``): committed and rolled back with the rest,
 errors as Core raises them, SQLite's writers still queued."""
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from flask import Flask
 from sqlalchemy import create_engine, event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from idp import accounts, clock, rotation, tokens
+from idp import accounts, clock, prepared, rotation, tokens
 from idp import db as database
-from idp.db import db, read_in_transaction, read_one, write
+from idp.db import db
 from idp.models import AccessToken, User
+from idp.prepared import read_in_transaction, read_one, write
 from tests.support.harness import Backend
 
 
@@ -109,12 +110,12 @@ def test_only_so_many_connections_are_kept_and_the_rest_go_back_out_of_autocommi
     def note(dbapi_connection: Any, record: Any) -> None:
         handed_back.append(getattr(dbapi_connection, "autocommit", False))
 
-    limit = database.KEPT_READ_CONNECTIONS
+    limit = prepared.KEPT_READ_CONNECTIONS
     with app.app_context():
         engine = db.engine
         before = engine.pool.checkedout()  # type: ignore[attr-defined]
         event.listen(engine.pool, "checkin", note)
-        kept = database._KeptReadConnections.of(engine)
+        kept = prepared._KeptReadConnections.of(engine)
         at_once = [kept.take(engine) for _ in range(limit + 4)]  # as many reads in flight
         for connection in at_once:
             kept.give_back(connection)
@@ -132,7 +133,7 @@ def test_disposing_of_the_engine_closes_the_kept_connections(app: Flask) -> None
     a test whose connection is garbage-collected open), and reads go on."""
     with app.app_context():
         read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"})
-        kept = database._KeptReadConnections.of(db.engine)
+        kept = prepared._KeptReadConnections.of(db.engine)
         (connection,) = kept.idle
         db.engine.dispose()
 

@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import event, func, insert, literal, select
 
 from idp import accounts, backchannel, clients, clock, forced_logout
-from idp.db import db, new_secret, secret_hash
+from idp.db import db, json_object, new_secret, secret_hash
 from idp.models import AccessToken, OutboxMessage, RefreshToken, SessionClient, SignInSession
 
 
@@ -137,7 +137,7 @@ def test_every_queued_logout_names_its_service_session_and_person(app: Flask) ->
     quoted = clients.create(
         name="Quoted",
         redirect_uris=["https://q.example/cb"],
-        backchannel_logout_uri='https://q.example/logout?next="x"&lang=日本',
+        backchannel_logout_uri="https://q.example/logout?next=%22x%22&lang=ja",
     ).client
     silent = clients.create(name="No back channel", redirect_uris=["https://n.example/cb"]).client
     person = _person_with(3, [quoted.client_id, silent.client_id])
@@ -163,8 +163,17 @@ def test_every_queued_logout_names_its_service_session_and_person(app: Flask) ->
             "client_id": quoted.client_id,
             "sid": json.loads(message.payload)["sid"],
             "sub": person,
-            "uri": 'https://q.example/logout?next="x"&lang=日本',
+            "uri": "https://q.example/logout?next=%22x%22&lang=ja",
         }
         assert message.created_at == message.next_attempt_at == now
         assert message.expires_at == now + dt.timedelta(hours=24)
         assert message.attempts == 0
+
+
+def test_the_payload_the_database_builds_is_json_whatever_it_holds(app: Flask) -> None:
+    odd = 'a "quoted" back\\slash, a tab\there, 日本語 and an emoji 🎌'
+    built = db.session.scalar(select(json_object("text", literal(odd), "n", literal(7))))
+    db.session.rollback()
+
+    assert built is not None
+    assert json.loads(built) == {"text": odd, "n": 7}

@@ -13,10 +13,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from idp import backchannel, outbox
+from idp import backchannel, clients, outbox
 from idp.config import LogoutSettings, ServerSettings, Settings
 from idp.db import db
-from idp.errors import DeliveryFailedError
+from idp.errors import DeliveryFailedError, UsageError
 from idp.models import SignInAttempt
 from tests.support.harness import app_for, csrf_token
 
@@ -113,6 +113,28 @@ def https_app(app_settings: Settings) -> Iterator[Flask]:
     )
     with app_for(settings) as application:
         yield application
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        'https://shop.example/cb?next="x"',
+        "https://shop.example/c b",
+        "https://shop.example/日本",
+        "https://shop.example/cb\n",
+    ],
+)
+def test_a_uri_with_characters_a_uri_may_not_hold_is_refused(app: Flask, uri: str) -> None:
+    """Registered URIs are compared as written: they must be URIs (RFC 3986),
+    with anything else percent-encoded."""
+    with pytest.raises(UsageError, match="percent-encode"):
+        clients.create(name="Shop", redirect_uris=[uri])
+    with pytest.raises(UsageError, match="percent-encode"):
+        clients.create(
+            name="Shop",
+            redirect_uris=["https://shop.example/cb"],
+            backchannel_logout_uri=uri,
+        )
 
 
 def test_the_csrf_cookie_is_host_bound_on_https(https_app: Flask) -> None:
