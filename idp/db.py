@@ -228,10 +228,10 @@ _WRITES = ("insert", "update", "delete", "replace")
 
 
 def queue_for_the_write(pooled: Any) -> None:
-    """What :func:`_queue_for_the_write` does for a statement Core runs, for
-    a write run on the driver's cursor of the pooled connection ``pooled``
-    (``idp.prepared``): on SQLite, wait for the process's write lock unless
-    this transaction holds it already."""
+    """On SQLite, wait for the process's write lock unless this transaction
+    on the pooled connection ``pooled`` holds it already: for the writes
+    Core runs (:func:`_queue_for_the_write`) and for those run on the
+    driver's cursor (``idp.prepared``)."""
     if _is_sqlite(pooled.dbapi_connection) and not pooled.info.get("writing"):
         _SQLITE_WRITER.acquire()
         pooled.info["writing"] = True
@@ -245,15 +245,8 @@ def _is_sqlite(dbapi_connection: Any) -> bool:
 def _queue_for_the_write(
     conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
 ) -> None:
-    info = conn.connection.info
-    if (
-        info.get("writing")
-        or not statement.lstrip()[:7].lower().startswith(_WRITES)
-        or not _is_sqlite(conn.connection.dbapi_connection)
-    ):
-        return
-    _SQLITE_WRITER.acquire()
-    info["writing"] = True
+    if statement.lstrip()[:7].lower().startswith(_WRITES):
+        queue_for_the_write(conn.connection)
 
 
 def _done_writing(info: dict[str, Any]) -> None:

@@ -206,7 +206,7 @@ class _KeptReadConnections:
 
     def close(self) -> None:
         """Close the kept connections (their pool is being disposed of);
-        those in use are handed back when their read ends."""
+        those in use are closed when their read ends (:meth:`give_back`)."""
         with self.lock:
             self.closed = True
             idle, self.idle = list(self.idle), collections.deque()
