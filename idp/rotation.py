@@ -27,8 +27,8 @@ from sqlalchemy import bindparam, select, update
 from idp import accounts, alerts, clock, events, forced_logout, risk, runtime, sessions, tokens
 from idp.clients import RelyingParty
 from idp.db import AnyRow, db, refuse, rowcount, secret_hash, service
-from idp.errors import InvalidGrantError, NotFoundError
-from idp.models import RefreshToken
+from idp.errors import InvalidGrantError
+from idp.models import RefreshToken, User
 from idp.prepared import read_in_transaction, write
 from idp.sessions import SessionInfo
 
@@ -51,6 +51,7 @@ class RefreshGrant:
     amr: tuple[str, ...]
     acr: str
     spent_at: dt.datetime | None
+    member: accounts.Member | None  # None: the account is gone
 
     @property
     def auth(self) -> tokens.Authentication:
@@ -65,8 +66,10 @@ class RefreshGrant:
 
 # Built once, of table columns: every refresh reads and spends a token.
 _RT = RefreshToken.metadata.tables[RefreshToken.__tablename__]
+_USERS = User.metadata.tables[User.__tablename__]
+# The token and its member in one round trip: every refresh needs both.
 _REFRESH_TOKEN_ROW = select(
-    _RT.c.id,
+    _RT.c.id.label("token_id"),
     _RT.c.family_id,
     _RT.c.client_id,
     _RT.c.user_id,
@@ -79,7 +82,8 @@ _REFRESH_TOKEN_ROW = select(
     _RT.c.expires_at,
     _RT.c.spent_at,
     _RT.c.revoked_at,
-)
+    *accounts.MEMBER_COLUMNS,
+).select_from(_RT.outerjoin(_USERS, _USERS.c.id == _RT.c.user_id))
 _REFRESH_TOKEN_BY_HASH = _REFRESH_TOKEN_ROW.where(_RT.c.token_hash == bindparam("token_hash"))
 _REFRESH_TOKEN_BY_ID = _REFRESH_TOKEN_ROW.where(_RT.c.id == bindparam("token_id"))
 _SPEND_REFRESH_TOKEN = (
@@ -110,7 +114,7 @@ def find(value: str, client_id: str) -> RefreshGrant | None:
 
 def _grant(row: AnyRow) -> RefreshGrant:
     return RefreshGrant(
-        id=row.id,
+        id=row.token_id,
         family_id=row.family_id,
         client_id=row.client_id,
         user_id=row.user_id,
@@ -121,6 +125,7 @@ def _grant(row: AnyRow) -> RefreshGrant:
         amr=tuple(row.amr),
         acr=row.acr,
         spent_at=row.spent_at,
+        member=accounts.member_of_row(row),
     )
 
 
@@ -154,12 +159,20 @@ def rotate(
     whatever the request does next) -- unless a confidential client
     presents it within ``tokens.refresh_reuse_seconds`` of its rotation."""
     now = clock.now()
-    try:
-        member = accounts.get(grant.user_id)
-    except NotFoundError:
-        raise InvalidGrantError("The account behind this token is unavailable.") from None
-    if member.disabled:
+    member = grant.member
+    if member is None or member.disabled:
         raise InvalidGrantError("The account behind this token is unavailable.")
+    narrowed = " ".join(s for s in grant.scope.split() if not scope or s in scope.split())
+    signed = tokens.sign_for_person(  # before any lock: signing is most of the work
+        client=client,
+        member=member,
+        auth=grant.auth,
+        scope=narrowed,
+        family_id=grant.family_id,
+        refresh_scope=grant.scope,  # narrowing applies to this access token only
+        offline=grant.offline,
+        nonce=None,
+    )
     session = sessions.lock(grant.session_id)  # sessions before tokens: no deadlock
     if grant.spent_at is None:
         spent = write(_SPEND_REFRESH_TOKEN, {"token_id": grant.id, "now": now, "spent_now": now})
@@ -173,17 +186,7 @@ def rotate(
         _reuse_within_grace(grant, confidential=confidential, now=now)
     if not _session_serves(session, grant, client, now):
         raise InvalidGrantError("The sign-in behind this token has ended.")
-    narrowed = " ".join(s for s in grant.scope.split() if not scope or s in scope.split())
-    return tokens.issue_for_person(
-        client=client,
-        member=member,
-        auth=grant.auth,
-        scope=narrowed,
-        family_id=grant.family_id,
-        refresh_scope=grant.scope,  # narrowing applies to this access token only
-        offline=grant.offline,
-        nonce=None,
-    )
+    return tokens.record(signed)
 
 
 def _reread(token_id: int) -> AnyRow | None:

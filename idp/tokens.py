@@ -32,6 +32,7 @@ from idp.prepared import read_one, write
 
 __all__ = [
     "AccessClaims",
+    "SignedTokens",
     "TokenSet",
     "forget_user",
     "is_machine_token",
@@ -40,7 +41,9 @@ __all__ = [
     "looks_like_jwt",
     "new_family_id",
     "purge_expired",
+    "record",
     "revoke_family",
+    "sign_for_person",
     "verify_access_token",
 ]
 
@@ -129,7 +132,7 @@ _RT = RefreshToken.metadata.tables[RefreshToken.__tablename__]
 _INSERT_REFRESH_TOKEN = insert(_RT)
 
 
-def _issue_access_token(
+def _sign_access_token(
     *,
     client_id: str,
     scope: str,
@@ -138,10 +141,9 @@ def _issue_access_token(
     family_id: str | None = None,
     auth_time: dt.datetime | None = None,
     acr: str = "",
-    record: bool = True,
-) -> IssuedAccessToken:
-    """Sign an RFC 9068 access token and (unless a machine token) record it
-    (joins the caller's transaction)."""
+) -> tuple[IssuedAccessToken, dict[str, Any]]:
+    """An RFC 9068 access token, and the row that records it (a machine
+    token's goes unwritten)."""
     rt = runtime.current()
     ttl = rt.settings.tokens.access_token_ttl_seconds
     now = clock.now()
@@ -162,24 +164,19 @@ def _issue_access_token(
         claims["acr"] = acr
     if session_id:
         claims["sid"] = session_id
+    row = {
+        "jti": jti,
+        "client_id": client_id,
+        "user_id": user_id,
+        "session_id": session_id,
+        "family_id": family_id,
+        "scope": scope,
+        "issued_at": now,
+        "expires_at": now + dt.timedelta(seconds=ttl),
+        "revoked_at": None,
+    }
     token = rt.keys.sign(claims, typ=ACCESS_TOKEN_TYP)
-    if not record:
-        return IssuedAccessToken(token=token, jti=jti, expires_in=ttl)
-    write(
-        _INSERT_ACCESS_TOKEN,
-        {
-            "jti": jti,
-            "client_id": client_id,
-            "user_id": user_id,
-            "session_id": session_id,
-            "family_id": family_id,
-            "scope": scope,
-            "issued_at": now,
-            "expires_at": now + dt.timedelta(seconds=ttl),
-            "revoked_at": None,
-        },
-    )
-    return IssuedAccessToken(token=token, jti=jti, expires_in=ttl)
+    return IssuedAccessToken(token=token, jti=jti, expires_in=ttl), row
 
 
 def _half_hash(value: str) -> str:
@@ -224,7 +221,7 @@ def _sign_id_token(
     return rt.keys.sign(claims, typ="JWT")
 
 
-def _issue_refresh_token(
+def _new_refresh_token(
     *,
     family_id: str,
     client_id: str,
@@ -235,32 +232,29 @@ def _issue_refresh_token(
     auth_time: dt.datetime,
     amr: tuple[str, ...],
     acr: str,
-) -> str:
-    """Add a new member to a family and return its value (joins the caller's transaction)."""
+) -> tuple[str, dict[str, Any]]:
+    """A new member of a family: its value, and the row that records it."""
     rt = runtime.current()
     value = new_secret(32)
     now = clock.now()
-    write(
-        _INSERT_REFRESH_TOKEN,
-        {
-            "token_hash": secret_hash(value),
-            "family_id": family_id,
-            "client_id": client_id,
-            "user_id": user_id,
-            "session_id": session_id,
-            "scope": scope,
-            "offline": offline,
-            "auth_time": auth_time,
-            "amr": list(amr),
-            "acr": acr,
-            "created_at": now,
-            "expires_at": now + dt.timedelta(days=rt.settings.tokens.refresh_token_ttl_days),
-            "spent_at": None,
-            "revoked_at": None,
-            "grace_uses": 0,
-        },
-    )
-    return value
+    row = {
+        "token_hash": secret_hash(value),
+        "family_id": family_id,
+        "client_id": client_id,
+        "user_id": user_id,
+        "session_id": session_id,
+        "scope": scope,
+        "offline": offline,
+        "auth_time": auth_time,
+        "amr": list(amr),
+        "acr": acr,
+        "created_at": now,
+        "expires_at": now + dt.timedelta(days=rt.settings.tokens.refresh_token_ttl_days),
+        "spent_at": None,
+        "revoked_at": None,
+        "grace_uses": 0,
+    }
+    return value, row
 
 
 def revoke_family(family_id: str, *, reason: str) -> None:
@@ -279,7 +273,21 @@ def revoke_family(family_id: str, *, reason: str) -> None:
     events.record("tokens.family_revoked", family_id=family_id, reason=reason)
 
 
-def issue_for_person(
+@dataclass(frozen=True, slots=True)
+class SignedTokens:
+    """Tokens for a person, signed but not yet recorded (:func:`record`).
+
+    The signatures are most of a refresh's work: made before the
+    transaction takes its locks (``idp.rotation``), no request waits on
+    another's signing -- on SQLite the one write lock is then held only for
+    the writes themselves."""
+
+    tokens: TokenSet
+    access_row: dict[str, Any]
+    refresh_row: dict[str, Any] | None
+
+
+def sign_for_person(
     *,
     client: RelyingParty,
     member: accounts.Member,
@@ -289,11 +297,10 @@ def issue_for_person(
     refresh_scope: str | None,
     offline: bool,
     nonce: str | None,
-) -> TokenSet:
+) -> SignedTokens:
     """Access token, refresh token (``refresh_scope`` None: none) and, for
-    ``openid``, an ID token, all in the caller's transaction, which must
-    hold the session's lock (:func:`idp.sessions.lock`)."""
-    access = _issue_access_token(
+    ``openid``, an ID token: signed and made, nothing written."""
+    access, access_row = _sign_access_token(
         client_id=client.client_id,
         scope=scope,
         user_id=member.id,
@@ -302,9 +309,9 @@ def issue_for_person(
         auth_time=auth.auth_time,
         acr=auth.acr,
     )
-    refresh = None
+    refresh = refresh_row = None
     if refresh_scope is not None:
-        refresh = _issue_refresh_token(
+        refresh, refresh_row = _new_refresh_token(
             family_id=family_id,
             client_id=client.client_id,
             user_id=member.id,
@@ -328,12 +335,50 @@ def issue_for_person(
             nonce=nonce,
             access_token=access.token,
         )
-    return TokenSet(
+    issued = TokenSet(
         access_token=access.token,
         expires_in=access.expires_in,
         scope=scope,
         refresh_token=refresh,
         id_token=id_token,
+    )
+    return SignedTokens(tokens=issued, access_row=access_row, refresh_row=refresh_row)
+
+
+def record(signed: SignedTokens) -> TokenSet:
+    """Record tokens signed by :func:`sign_for_person` (joins the caller's
+    transaction, which must hold the session's lock:
+    :func:`idp.sessions.lock`) and return them."""
+    write(_INSERT_ACCESS_TOKEN, signed.access_row)
+    if signed.refresh_row is not None:
+        write(_INSERT_REFRESH_TOKEN, signed.refresh_row)
+    return signed.tokens
+
+
+def issue_for_person(
+    *,
+    client: RelyingParty,
+    member: accounts.Member,
+    auth: Authentication,
+    scope: str,
+    family_id: str,
+    refresh_scope: str | None,
+    offline: bool,
+    nonce: str | None,
+) -> TokenSet:
+    """:func:`sign_for_person` and :func:`record` at once, in the caller's
+    transaction, which must hold the session's lock."""
+    return record(
+        sign_for_person(
+            client=client,
+            member=member,
+            auth=auth,
+            scope=scope,
+            family_id=family_id,
+            refresh_scope=refresh_scope,
+            offline=offline,
+            nonce=nonce,
+        )
     )
 
 
@@ -341,7 +386,7 @@ def issue_for_person(
 def issue_for_client(client: RelyingParty, scope: str) -> TokenSet:
     """``client_credentials``: an access token naming the client itself,
     recorded only if it is revoked."""
-    access = _issue_access_token(client_id=client.client_id, scope=scope, record=False)
+    access, _ = _sign_access_token(client_id=client.client_id, scope=scope)
     return TokenSet(access_token=access.token, expires_in=access.expires_in, scope=scope)
 
 
