@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from idp import clock, events, runtime, sessions, tokens
+from idp import bearer_tokens, clock, events, runtime, sessions, tokens
 from idp.clients import RelyingParty
 from idp.db import db, secret_hash, service
 from idp.errors import InvalidTokenError
@@ -32,9 +32,9 @@ def introspect(token: str, client: RelyingParty) -> dict[str, Any]:
     inactive: dict[str, Any] = {"active": False}
     if not token or len(token) > 8192:
         return inactive
-    if tokens.looks_like_jwt(token):
+    if bearer_tokens.looks_like_jwt(token):
         try:
-            access = tokens.verify_access_token(token)
+            access = bearer_tokens.verify_access_token(token)
         except InvalidTokenError:
             return inactive
         if access.client_id != client.client_id and not client.is_admin:
@@ -92,15 +92,15 @@ def revoke(token: str, client: RelyingParty) -> None:
     a refresh token revokes its whole family, access tokens included."""
     if not token or len(token) > 8192:
         return
-    if tokens.looks_like_jwt(token):
+    if bearer_tokens.looks_like_jwt(token):
         try:
-            access = tokens.verify_access_token(token)
+            access = bearer_tokens.verify_access_token(token)
         except InvalidTokenError:
             return
         if access.client_id != client.client_id:
             return
         now = clock.now()
-        if access.user_id is None and tokens.is_machine_token(access.claims):
+        if access.user_id is None and bearer_tokens.is_machine_token(access.claims):
             # Recorded now, as revoked: it was never recorded when issued.
             insert_ = postgresql.insert if _dialect() == "postgresql" else sqlite.insert
             db.session.execute(

@@ -3,7 +3,7 @@
 Access tokens are signed JWTs that relying parties verify on their own.  One
 issued in a person's sign-in session is also recorded by ``jti``, so that
 revocation and forced logout take effect before ``exp`` (introspection and
-UserInfo check the record).  A ``client_credentials`` token names no person
+UserInfo check the record: ``idp.bearer_tokens``).  A ``client_credentials`` token names no person
 and no session -- no forced logout can reach it -- so issuing it writes
 nothing (a commit per machine token would be most of its cost); revoking it
 records it then, as revoked, and a valid signature with no record is such a
@@ -21,30 +21,25 @@ from base64 import urlsafe_b64encode
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, insert, update
 
 from idp import accounts, clock, events, runtime
 from idp.clients import RelyingParty
-from idp.db import AnyRow, db, new_secret, secret_hash, service
-from idp.errors import InvalidTokenError
-from idp.models import AccessToken, RefreshToken, User
-from idp.prepared import read_one, write
+from idp.db import db, new_secret, secret_hash, service
+from idp.models import AccessToken, RefreshToken
+from idp.prepared import write
 
 __all__ = [
-    "AccessClaims",
     "SignedTokens",
     "TokenSet",
     "forget_user",
-    "is_machine_token",
     "issue_for_client",
     "issue_for_person",
-    "looks_like_jwt",
     "new_family_id",
     "purge_expired",
     "record",
     "revoke_family",
     "sign_for_person",
-    "verify_access_token",
 ]
 
 ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 - RFC 9068 media type
@@ -55,19 +50,6 @@ class IssuedAccessToken:
     token: str
     jti: str
     expires_in: int
-
-
-@dataclass(frozen=True, slots=True)
-class AccessClaims:
-    """A verified, unrevoked access token."""
-
-    jti: str
-    client_id: str
-    sub: str
-    user_id: str | None
-    session_id: str | None
-    scopes: frozenset[str]
-    claims: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,24 +92,10 @@ def new_family_id() -> str:
 
 
 # Statements built once, of plain table columns: on the hot paths (every
-# token issued, every introspection and UserInfo call) the ORM's unit of work
-# and per-statement work cost more than the database does (``make bench``).
+# token issued) the ORM's unit of work and per-statement work cost more than
+# the database does (``make bench``).
 _AT = AccessToken.metadata.tables[AccessToken.__tablename__]
-_USERS = User.metadata.tables[User.__tablename__]
 _INSERT_ACCESS_TOKEN = insert(_AT)
-_ACCESS_TOKEN_COLUMNS = (
-    _AT.c.client_id,
-    _AT.c.user_id,
-    _AT.c.session_id,
-    _AT.c.scope,
-    _AT.c.revoked_at,
-)
-_ACCESS_TOKEN_ROW = select(*_ACCESS_TOKEN_COLUMNS).where(_AT.c.jti == bindparam("jti"))
-_ACCESS_TOKEN_WITH_MEMBER = (
-    select(*_ACCESS_TOKEN_COLUMNS, *accounts.MEMBER_COLUMNS)
-    .select_from(_AT.outerjoin(_USERS, _USERS.c.id == _AT.c.user_id))
-    .where(_AT.c.jti == bindparam("jti"))
-)
 _RT = RefreshToken.metadata.tables[RefreshToken.__tablename__]
 _INSERT_REFRESH_TOKEN = insert(_RT)
 
@@ -388,79 +356,6 @@ def issue_for_client(client: RelyingParty, scope: str) -> TokenSet:
     recorded only if it is revoked."""
     access, _ = _sign_access_token(client_id=client.client_id, scope=scope)
     return TokenSet(access_token=access.token, expires_in=access.expires_in, scope=scope)
-
-
-def verify_access_token(token: str) -> AccessClaims:
-    """A signed, unexpired, unrevoked access token of ours, or InvalidTokenError."""
-    claims = _signed_access_claims(token)
-    return _access_claims(claims, read_one(_ACCESS_TOKEN_ROW, {"jti": claims["jti"]}))
-
-
-def verify_access_token_with_member(token: str) -> tuple[AccessClaims, accounts.Member | None]:
-    """:func:`verify_access_token`, and the member the token names (None: a
-    machine token, or a member who is gone) read in the same round trip:
-    UserInfo asks both on every call."""
-    claims = _signed_access_claims(token)
-    row = read_one(_ACCESS_TOKEN_WITH_MEMBER, {"jti": claims["jti"]})
-    access = _access_claims(claims, row)
-    return access, None if row is None else accounts.member_of_row(row)
-
-
-def _signed_access_claims(token: str) -> dict[str, Any]:
-    """The claims of a token signed by us as an access token, unexpired, of
-    this issuer, with a ``jti``; else InvalidTokenError."""
-    rt = runtime.current()
-    if not token or len(token) > 8192:
-        raise InvalidTokenError("The access token is invalid.")
-    _, claims = rt.keys.verify(token, typ=ACCESS_TOKEN_TYP)
-    exp = claims.get("exp")
-    if (
-        claims.get("iss") != rt.settings.server.issuer
-        or not isinstance(exp, int)
-        or exp <= clock.now_ts()
-    ):
-        raise InvalidTokenError("The access token is invalid or expired.")
-    if not isinstance(claims.get("jti"), str):
-        raise InvalidTokenError("The access token is invalid.")
-    return claims
-
-
-def _access_claims(claims: dict[str, Any], row: AnyRow | None) -> AccessClaims:
-    """The token as its record says (revoked: InvalidTokenError); a machine
-    token has no record until it is revoked."""
-    jti = claims["jti"]
-    if row is None and is_machine_token(claims):
-        return AccessClaims(
-            jti=jti,
-            client_id=claims["client_id"],
-            sub=claims["sub"],
-            user_id=None,
-            session_id=None,
-            scopes=frozenset(str(claims.get("scope", "")).split()),
-            claims=claims,
-        )
-    if row is None or row.revoked_at is not None:
-        raise InvalidTokenError("The access token was revoked.")
-    return AccessClaims(
-        jti=jti,
-        client_id=row.client_id,
-        sub=str(claims.get("sub")),
-        user_id=row.user_id,
-        session_id=row.session_id,
-        scopes=frozenset(row.scope.split()),
-        claims=claims,
-    )
-
-
-def is_machine_token(claims: dict[str, Any]) -> bool:
-    """A ``client_credentials`` token: it names its client as subject, and no session."""
-    client_id = claims.get("client_id")
-    return isinstance(client_id, str) and claims.get("sub") == client_id and "sid" not in claims
-
-
-def looks_like_jwt(token: str) -> bool:
-    """Shaped like one of our access tokens (anything else would be a refresh token)."""
-    return token.count(".") == 2
 
 
 def purge_expired(now: dt.datetime) -> None:

@@ -50,7 +50,7 @@ from urllib.parse import parse_qsl, unquote
 
 from flask import Flask
 
-from idp import accounts, clients, introspection, metrics, rotation, tokens
+from idp import accounts, bearer_tokens, clients, introspection, metrics, rotation, tokens
 from idp.clients import RelyingParty
 from idp.errors import InvalidTokenError
 from idp.headers import DOCUMENT_HEADERS
@@ -67,7 +67,9 @@ _HEADERS = [("Cache-Control", "no-store"), *DOCUMENT_HEADERS]
 _TOKEN_HEADERS = [*_HEADERS, ("Pragma", "no-cache")]
 
 
-def userinfo_answer(access: tokens.AccessClaims, member: accounts.Member | None) -> dict[str, Any]:
+def userinfo_answer(
+    access: bearer_tokens.AccessClaims, member: accounts.Member | None
+) -> dict[str, Any]:
     """The UserInfo claims an access token grants about the member it names;
     InvalidTokenError when it names none, or one who is gone or disabled."""
     if access.user_id is None:
@@ -85,7 +87,7 @@ def _userinfo(environ: dict[str, Any], form: None) -> dict[str, Any] | None:
     scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
-    access, member = tokens.verify_access_token_with_member(token)
+    access, member = bearer_tokens.verify_access_token_with_member(token)
     if "openid" not in access.scopes:
         return None
     return userinfo_answer(access, member)

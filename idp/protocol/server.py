@@ -23,7 +23,7 @@ from authlib.oauth2.rfc6749.resource_protector import TokenValidator
 from flask import Flask, Request, current_app
 from flask import request as flask_request
 
-from idp import clients, errors, runtime, tokens
+from idp import bearer_tokens, clients, errors, runtime, tokens
 from idp.clients import RelyingParty
 from idp.interactions import AuthorizationRequest
 from idp.prompts import parse_max_age, parse_prompt
@@ -261,10 +261,10 @@ class _JwtValidator(TokenValidator):  # type: ignore[misc]
 
     TOKEN_TYPE = "bearer"  # noqa: S105 - a token type name
 
-    def authenticate_token(self, token_string: str) -> tokens.AccessClaims:
-        return tokens.verify_access_token(token_string)
+    def authenticate_token(self, token_string: str) -> bearer_tokens.AccessClaims:
+        return bearer_tokens.verify_access_token(token_string)
 
-    def validate_token(self, token: tokens.AccessClaims, scopes: Any, request: Any) -> None:
+    def validate_token(self, token: bearer_tokens.AccessClaims, scopes: Any, request: Any) -> None:
         if self.scope_insufficient(" ".join(token.scopes), scopes):
             raise errors.InsufficientScopeError("The access token lacks a required scope.")
 

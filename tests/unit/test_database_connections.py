@@ -19,7 +19,7 @@ from flask import Flask
 from sqlalchemy import create_engine, event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from idp import accounts, clock, prepared, rotation, tokens
+from idp import accounts, bearer_tokens, clock, prepared, rotation, tokens
 from idp import db as database
 from idp.db import db
 from idp.models import AccessToken, User
@@ -70,7 +70,7 @@ def test_a_prepared_read_returns_the_row_core_returns(app: Flask) -> None:
 
 def test_a_prepared_read_of_nothing_is_none(app: Flask) -> None:
     with app.app_context():
-        assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "no such token"}) is None
+        assert read_one(bearer_tokens._ACCESS_TOKEN_ROW, {"jti": "no such token"}) is None
 
 
 def _count_checkouts(engine: Any) -> list[int]:
@@ -86,7 +86,7 @@ def test_reads_reuse_a_kept_connection_whatever_the_thread(app: Flask) -> None:
             read_one(accounts._MEMBER, {"user_id": "nobody"})
         other: list[Any] = []
         thread = threading.Thread(
-            target=lambda: other.append(_read_in_app(app, tokens._ACCESS_TOKEN_ROW, "x"))
+            target=lambda: other.append(_read_in_app(app, bearer_tokens._ACCESS_TOKEN_ROW, "x"))
         )
         thread.start()
         thread.join()
@@ -122,7 +122,7 @@ def test_only_so_many_connections_are_kept_and_the_rest_go_back_out_of_autocommi
         still_out = engine.pool.checkedout() - before  # type: ignore[attr-defined]
         event.remove(engine.pool, "checkin", note)
 
-        assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"}) is None
+        assert read_one(bearer_tokens._ACCESS_TOKEN_ROW, {"jti": "x"}) is None
 
     assert still_out == limit
     assert handed_back == [False] * 4
@@ -132,13 +132,13 @@ def test_disposing_of_the_engine_closes_the_kept_connections(app: Flask) -> None
     """Nothing stays open behind a pool that was disposed of (pytest fails
     a test whose connection is garbage-collected open), and reads go on."""
     with app.app_context():
-        read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"})
+        read_one(bearer_tokens._ACCESS_TOKEN_ROW, {"jti": "x"})
         kept = prepared._KeptReadConnections.of(db.engine)
         (connection,) = kept.idle
         db.engine.dispose()
 
         assert connection.dbapi_connection is None  # closed
-        assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"}) is None
+        assert read_one(bearer_tokens._ACCESS_TOKEN_ROW, {"jti": "x"}) is None
         assert db.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
 
 
@@ -175,7 +175,7 @@ def test_a_read_that_fails_otherwise_is_not_tried_again(app: Flask) -> None:
         taken = _count_checkouts(db.engine)
         with pytest.raises(DBAPIError):
             read_one(broken, {})
-        assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "x"}) is None
+        assert read_one(bearer_tokens._ACCESS_TOKEN_ROW, {"jti": "x"}) is None
 
     assert len(taken) == 2  # the failed read's connection was not used again
 
@@ -198,15 +198,15 @@ def _access_token(jti: str) -> dict[str, Any]:
 def test_a_prepared_write_commits_and_rolls_back_with_the_transaction(app: Flask) -> None:
     with app.app_context():
         assert write(tokens._INSERT_ACCESS_TOKEN, _access_token("rolled-back")) == 1
-        seen = read_in_transaction(tokens._ACCESS_TOKEN_ROW, {"jti": "rolled-back"})
+        seen = read_in_transaction(bearer_tokens._ACCESS_TOKEN_ROW, {"jti": "rolled-back"})
         db.session.rollback()
         assert write(tokens._INSERT_ACCESS_TOKEN, _access_token("committed")) == 1
         db.session.commit()
 
         assert seen is not None
         assert seen.scope == "openid"
-        assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "rolled-back"}) is None
-        assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "committed"}) is not None
+        assert read_one(bearer_tokens._ACCESS_TOKEN_ROW, {"jti": "rolled-back"}) is None
+        assert read_one(bearer_tokens._ACCESS_TOKEN_ROW, {"jti": "committed"}) is not None
 
 
 def test_a_prepared_update_counts_the_rows_it_matched(app: Flask) -> None:
@@ -221,7 +221,7 @@ def test_a_read_in_the_transaction_sees_what_the_orm_holds(app: Flask) -> None:
     with app.app_context():
         db.session.add(AccessToken(**_access_token("pending")))  # not flushed yet
 
-        row = read_in_transaction(tokens._ACCESS_TOKEN_ROW, {"jti": "pending"})
+        row = read_in_transaction(bearer_tokens._ACCESS_TOKEN_ROW, {"jti": "pending"})
         db.session.rollback()
 
     assert row is not None
@@ -236,7 +236,7 @@ def test_a_prepared_write_fails_as_core_would_and_the_session_goes_on(app: Flask
         write(tokens._INSERT_ACCESS_TOKEN, _access_token("twice"))
         db.session.commit()
 
-        assert read_one(tokens._ACCESS_TOKEN_ROW, {"jti": "twice"}) is not None
+        assert read_one(bearer_tokens._ACCESS_TOKEN_ROW, {"jti": "twice"}) is not None
 
 
 def test_a_statement_that_needs_a_python_default_is_refused(app: Flask) -> None:
