@@ -15,16 +15,15 @@ refresh or code exchange racing a forced logout either finishes before it
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import select, update
 
-from idp import backchannel, clock, events
+from idp import backchannel, clock, events, tokens
 from idp.db import db, service
-from idp.models import AccessToken, RefreshToken, SignInSession
+from idp.models import SignInSession
 
 __all__ = ["MISUSE_REASONS", "LogoutReason", "LogoutReport", "force_logout"]
 
@@ -132,35 +131,11 @@ def force_logout(
             ],
         )
     if revoke_ids:
-        _revoke_tokens(revoke_ids, keep_offline=keeps_offline, now=now)
+        tokens.revoke("session_id", revoke_ids, now=now, keep_offline=keeps_offline)
     if user_id is not None and keep is None and not keeps_offline:
         # Offline tokens outlive the sign-out of their session, not a forced
         # logout of the whole account.
-        db.session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        db.session.execute(
-            update(AccessToken)
-            .where(AccessToken.user_id == user_id, AccessToken.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+        tokens.revoke("user_id", [user_id], now=now)
     return LogoutReport(
         session_ids=tuple(sid for sid, _ in ended), notified_client_ids=tuple(notified)
-    )
-
-
-def _revoke_tokens(session_ids: list[str], *, keep_offline: bool, now: dt.datetime) -> None:
-    """Revoke the sessions' refresh and access tokens: two statements, any count."""
-    refresh = update(RefreshToken).where(
-        RefreshToken.session_id.in_(session_ids), RefreshToken.revoked_at.is_(None)
-    )
-    if keep_offline:
-        refresh = refresh.where(RefreshToken.offline.is_(False))
-    db.session.execute(refresh.values(revoked_at=now))
-    db.session.execute(
-        update(AccessToken)
-        .where(AccessToken.session_id.in_(session_ids), AccessToken.revoked_at.is_(None))
-        .values(revoked_at=now)
     )

@@ -18,8 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from base64 import urlsafe_b64encode
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete, insert, update
 
@@ -38,6 +39,7 @@ __all__ = [
     "new_family_id",
     "purge_expired",
     "record",
+    "revoke",
     "revoke_family",
     "sign_for_person",
 ]
@@ -225,19 +227,34 @@ def _new_refresh_token(
     return value, row
 
 
-def revoke_family(family_id: str, *, reason: str) -> None:
-    """Revoke every refresh and access token of a family (joins the caller's transaction)."""
-    now = clock.now()
-    db.session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
+def revoke(
+    by: Literal["family_id", "session_id", "user_id"],
+    values: Collection[str],
+    *,
+    now: dt.datetime,
+    keep_offline: bool = False,
+) -> None:
+    """Revoke the live refresh and access tokens whose family, session or
+    person (``by``: both tables have the three) is one of ``values``: two
+    statements whatever the count (joins the caller's transaction).
+    ``keep_offline`` spares offline refresh tokens, which outlive the
+    sign-out of their session."""
+    refresh = update(RefreshToken).where(
+        getattr(RefreshToken, by).in_(values), RefreshToken.revoked_at.is_(None)
     )
+    if keep_offline:
+        refresh = refresh.where(RefreshToken.offline.is_(False))
+    db.session.execute(refresh.values(revoked_at=now))
     db.session.execute(
         update(AccessToken)
-        .where(AccessToken.family_id == family_id, AccessToken.revoked_at.is_(None))
+        .where(getattr(AccessToken, by).in_(values), AccessToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+
+
+def revoke_family(family_id: str, *, reason: str) -> None:
+    """Revoke every refresh and access token of a family (joins the caller's transaction)."""
+    revoke("family_id", [family_id], now=clock.now())
     events.record("tokens.family_revoked", family_id=family_id, reason=reason)
 
 
