@@ -201,7 +201,7 @@ def exchange(grant: CodeGrant, *, client: RelyingParty) -> tokens.TokenSet:
     if "offline_access" in scopes and not offline:
         scopes.remove("offline_access")
     scope = " ".join(scopes)
-    return tokens.issue_for_person(
+    signed = tokens.sign_for_person(
         client=client,
         member=member,
         auth=tokens.Authentication(
@@ -217,6 +217,7 @@ def exchange(grant: CodeGrant, *, client: RelyingParty) -> tokens.TokenSet:
         offline=offline,
         nonce=grant.nonce,
     )
+    return tokens.record(signed)
 
 
 def _replayed(grant: CodeGrant, family_id: str | None) -> None:

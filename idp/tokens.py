@@ -35,7 +35,6 @@ __all__ = [
     "TokenSet",
     "forget_user",
     "issue_for_client",
-    "issue_for_person",
     "new_family_id",
     "purge_expired",
     "record",
@@ -260,7 +259,8 @@ def revoke_family(family_id: str, *, reason: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class SignedTokens:
-    """Tokens for a person, signed but not yet recorded (:func:`record`).
+    """Tokens for a person, signed but not yet recorded: ``record(sign_for_person(...))``
+    issues them, in a transaction that holds the session's lock.
 
     The signatures are most of a refresh's work: made before the
     transaction takes its locks (``idp.rotation``), no request waits on
@@ -338,33 +338,6 @@ def record(signed: SignedTokens) -> TokenSet:
     if signed.refresh_row is not None:
         write(_INSERT_REFRESH_TOKEN, signed.refresh_row)
     return signed.tokens
-
-
-def issue_for_person(
-    *,
-    client: RelyingParty,
-    member: accounts.Member,
-    auth: Authentication,
-    scope: str,
-    family_id: str,
-    refresh_scope: str | None,
-    offline: bool,
-    nonce: str | None,
-) -> TokenSet:
-    """:func:`sign_for_person` and :func:`record` at once, in the caller's
-    transaction, which must hold the session's lock."""
-    return record(
-        sign_for_person(
-            client=client,
-            member=member,
-            auth=auth,
-            scope=scope,
-            family_id=family_id,
-            refresh_scope=refresh_scope,
-            offline=offline,
-            nonce=nonce,
-        )
-    )
 
 
 @service

@@ -85,7 +85,7 @@ def _signed_in(settings: Settings) -> tuple[Any, tokens.TokenSet]:
     )
     rp = clients.lookup(shop.client.client_id)
     assert rp is not None
-    issued = tokens.issue_for_person(
+    signed = tokens.sign_for_person(
         client=rp,
         member=member,
         auth=tokens.Authentication(
@@ -101,8 +101,20 @@ def _signed_in(settings: Settings) -> tuple[Any, tokens.TokenSet]:
         offline=False,
         nonce=None,
     )
-    db.session.commit()  # issue_for_person joins the caller's transaction
+    issued = tokens.record(signed)
+    db.session.commit()  # record joins the caller's transaction
     return shop, issued
+
+
+def refresh_through(lane: ExpressLane, shop: Any, refresh_token: str | None) -> tuple[str, bytes]:
+    """A confidential client's refresh, sent to ``lane``."""
+    return _call(
+        lane,
+        "POST",
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        headers=_basic(shop.client.client_id, shop.client_secret),
+    )
 
 
 def test_userinfo_never_reaches_flask(app: Flask, app_settings: Settings) -> None:
@@ -124,13 +136,7 @@ def test_a_refresh_never_reaches_flask(app: Flask, app_settings: Settings) -> No
     lane = ExpressLane(behind, app)
     shop, issued = _signed_in(app_settings)
 
-    status, body = _call(
-        lane,
-        "POST",
-        "/token",
-        data={"grant_type": "refresh_token", "refresh_token": issued.refresh_token},
-        headers=_basic(shop.client.client_id, shop.client_secret),
-    )
+    status, body = refresh_through(lane, shop, issued.refresh_token)
 
     assert status == "200 OK"
     assert json.loads(body)["refresh_token"] != issued.refresh_token

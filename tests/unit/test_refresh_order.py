@@ -16,7 +16,7 @@ from flask import Flask
 from idp import prepared, runtime, sessions
 from idp.config import Settings
 from idp.protocol.express import ExpressLane
-from tests.unit.test_express_lane_alone import BehindTheLane, _basic, _call, _signed_in
+from tests.unit.test_express_lane_alone import BehindTheLane, _signed_in, refresh_through
 
 
 def test_a_refresh_signs_before_it_locks_or_writes(
@@ -44,13 +44,7 @@ def test_a_refresh_signs_before_it_locks_or_writes(
     monkeypatch.setattr(sessions, "lock", locking)
     monkeypatch.setattr(prepared, "queue_for_the_write", writing)
 
-    status, body = _call(
-        lane,
-        "POST",
-        "/token",
-        data={"grant_type": "refresh_token", "refresh_token": issued.refresh_token},
-        headers=_basic(shop.client.client_id, shop.client_secret),
-    )
+    status, body = refresh_through(lane, shop, issued.refresh_token)
 
     assert status == "200 OK", body
     assert json.loads(body)["id_token"]
