@@ -321,8 +321,12 @@ def lock(session_id: str) -> SessionInfo | None:
 
     A shared lock on PostgreSQL: issuing tokens in one session does not
     wait for another issuance, only a forced logout waits (and is waited
-    for).  On SQLite the caller has already written, so it holds the
-    database's one write lock.  None if there is no such session."""
+    for).  SQLite has no row locks: the database's one write lock, held
+    from the caller's first write to its commit, orders it with a forced
+    logout.  A code exchange has written before it asks; a refresh asks
+    first and then spends its token only if the token is unrevoked, so a
+    logout committed in between makes the refresh fail.  None if there is
+    no such session."""
     row = read_in_transaction(_LOCK, {"sid": session_id})
     return _info(row) if row is not None else None
 
