@@ -27,6 +27,7 @@ from idp.db import absolute_url, configure_engine
 from idp.db import db as database  # not `db`: that would shadow the idp.db module
 from idp.errors import IdpError
 from idp.keys import keyring_for
+from idp.request_bodies import DrainedBodies
 from idp.runtime import EXTENSION, Runtime
 
 __all__ = ["create_app", "keyring_for"]
@@ -90,7 +91,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     endpoints.install(app, settings.server.issuer)
     csrf.exempt(endpoints.bp)
-    app.wsgi_app = endpoints.answered_before_flask(app)  # type: ignore[method-assign]
+    app.wsgi_app = DrainedBodies(  # type: ignore[method-assign]
+        endpoints.answered_before_flask(app), limit=MAX_BODY_BYTES
+    )
     admin_api.install(app)
     csrf.exempt(admin_api.bp)
 

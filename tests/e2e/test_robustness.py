@@ -60,6 +60,64 @@ def test_broken_http_gets_a_4xx_or_a_closed_connection(
     assert requests.get(live_idp.url + "/jwks.json", timeout=5).status_code == 200
 
 
+def _answer(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes]]:
+    """Read one whole answer (with a Content-Length) from ``sock``: its status
+    line and headers (names in lower case)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"", {}
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *lines = head.split(b"\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(b":") for line in lines)}
+    while len(body) < int(headers.get(b"content-length", b"0")):
+        body += sock.recv(65536)
+    return status, headers
+
+
+@pytest.mark.parametrize("path", ["/no-such-page", "/login", "/token", "/account/profile"])
+def test_a_body_the_provider_did_not_read_does_not_cost_the_connection(
+    live_idp: LiveIdp, path: str
+) -> None:
+    """A client's next request on a kept-alive connection is answered, though
+    the last one's body (within the cap) was refused unread: HTTP libraries
+    send it there, and most do not retry a POST that found the connection
+    dead."""
+    port = urlsplit(live_idp.url).port
+    body = b"a" * 60_000
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body)
+        )
+        refused, headers = _answer(sock)
+        sock.sendall(b"GET /jwks.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        following, _ = _answer(sock)
+
+    assert refused.split(b" ")[1] in {b"400", b"404", b"405", b"415"}, refused
+    assert headers.get(b"connection") != b"close"
+    assert following == b"HTTP/1.1 200 OK"
+
+
+def test_a_body_over_the_cap_is_refused_with_connection_close(live_idp: LiveIdp) -> None:
+    """The body is not read; the answer says the connection ends (RFC 9112
+    §9.6), so the client does not send its next request on a dead one."""
+    port = urlsplit(live_idp.url).port
+    body = b"a" * 70_000
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /token HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        status, headers = _answer(sock)
+
+    assert status == b"HTTP/1.1 413 Payload Too Large"
+    assert headers[b"connection"] == b"close"
+
+
 def test_urls_come_from_the_issuer_never_from_host_headers(live_idp: LiveIdp) -> None:
     reply = requests.get(
         live_idp.url + "/.well-known/openid-configuration",
