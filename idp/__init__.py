@@ -20,7 +20,7 @@ from flask import Flask, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response
 
-from idp import clock, config, cookies, geo, headers, metrics, ratelimit
+from idp import clock, config, cookies, geo, headers, metrics, ratelimit, text_input
 from idp.config import Settings
 from idp.csrf import protection as csrf
 from idp.db import absolute_url, configure_engine
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions[EXTENSION] = Runtime(settings=settings, keys=keyring_for(settings))
     database.init_app(app)
+    text_input.install(app)  # first: no other hook reads a NUL
     csrf.init_app(app)
     ratelimit.init_app(app, settings)
     headers.install(app)

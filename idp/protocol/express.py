@@ -27,15 +27,16 @@ answers the plain, successful case only:
   ``scope`` within the token's), rotated by the same service as in Flask.
 
 Everything else -- a refusal to render with its ``WWW-Authenticate``, a
-client authenticated in the body, a repeated parameter, an unexpected
-failure -- goes on to Flask untouched (the body read here is handed on),
-which answers it as any request.  The lane refuses nothing itself, so the
-two cannot disagree on what is refused; it answers with the headers Flask
-would (``idp.headers``, ``Cache-Control: no-store``) and is counted in the
-same metrics.  One refusal leaves a trace before Flask sees it: a reused
-refresh token, whose punishment (:func:`idp.rotation.rotate`, committed by
-``db.refuse``) is done once; Flask then finds the token revoked and
-answers ``invalid_grant``, as it would have."""
+client authenticated in the body, a repeated parameter, a NUL character
+(``idp.text_input``), an unexpected failure -- goes on to Flask untouched
+(the body read here is handed on), which answers it as any request.  The
+lane refuses nothing itself, so the two cannot disagree on what is refused;
+it answers with the headers Flask would (``idp.headers``, ``Cache-Control:
+no-store``) and is counted in the same metrics.  One refusal leaves a trace
+before Flask sees it: a reused refresh token, whose punishment
+(:func:`idp.rotation.rotate`, committed by ``db.refuse``) is done once;
+Flask then finds the token revoked and answers ``invalid_grant``, as it
+would have."""
 
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ from idp.clients import RelyingParty
 from idp.errors import InvalidTokenError
 from idp.headers import DOCUMENT_HEADERS
 from idp.protocol.grants import machine_scope
+from idp.text_input import has_nul
 
 __all__ = ["ExpressLane", "userinfo_answer"]
 
@@ -103,9 +105,10 @@ def _basic_credentials(environ: dict[str, Any]) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     client_id, colon, secret = decoded.partition(":")
-    if not colon:
+    credentials = unquote(client_id), unquote(secret)
+    if not colon or has_nul(credentials):
         return None
-    return unquote(client_id), unquote(secret)
+    return credentials
 
 
 def _authenticated_client(environ: dict[str, Any]) -> RelyingParty | None:
@@ -180,7 +183,7 @@ def _read_form(environ: dict[str, Any], fields: frozenset[str]) -> dict[str, str
     except (UnicodeDecodeError, ValueError):
         return None
     form = dict(pairs)
-    if len(form) != len(pairs) or not form.keys() <= fields:
+    if len(form) != len(pairs) or not form.keys() <= fields or has_nul(form.values()):
         return None
     return form
 

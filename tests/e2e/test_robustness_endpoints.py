@@ -68,6 +68,11 @@ def _assert_sane(response: http.client.HTTPResponse, what: str) -> None:
 
 
 NOT_UTF8_BASIC = "Basic " + base64.b64encode(b"\xff\xfe\xfd:\xc3\x28").decode()
+NUL_BASIC = "Basic " + base64.b64encode(b"shop%00:secret").decode()
+NUL_FORM = b"&".join(
+    b"%s=a%%00b" % name
+    for name in (b"client_id", b"username", b"login", b"email", b"token", b"code", b"nonce")
+)
 
 CASES: dict[str, tuple[dict[str, str], bytes | None]] = {
     "empty-authorization": ({"Authorization": ""}, b""),
@@ -78,6 +83,10 @@ CASES: dict[str, tuple[dict[str, str], bytes | None]] = {
     "junk-body": ({}, b"\x00\xff\xfe=\x80&%zz=%%"),
     "repeated-params": ({}, b"client_id=a&client_id=b&token=x&token=y&grant_type=x&grant_type=y"),
     "json-body": ({"Content-Type": "application/json"}, b'{"credential": [1, {}'),
+    # PostgreSQL cannot hold a NUL in text: each of these reached it once (a 500).
+    "nul-in-form": ({}, NUL_FORM),
+    "nul-in-basic": ({"Authorization": NUL_BASIC}, b"grant_type=client_credentials&token=x"),
+    "nul-in-json": ({"Content-Type": "application/json"}, b'{"credential": "\\u0000"}'),
 }
 
 
@@ -133,6 +142,48 @@ def test_non_utf8_basic_credentials_are_invalid_client(live_idp: LiveIdp, endpoi
     )
     assert response.status == 401
     assert response.getheader("WWW-Authenticate") == 'Basic realm="idp"'
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body"),
+    [
+        ("POST", "/token", {}, b"grant_type=client_credentials&client_id=shop%00"),
+        ("POST", "/token", {"Authorization": NUL_BASIC}, b"grant_type=client_credentials"),
+        ("POST", "/introspect", {"Authorization": NUL_BASIC}, b"token=x"),
+        ("POST", "/revoke", {}, b"token=x&client_id=%00"),
+        ("GET", "/userinfo?access_token=%00", {}, None),
+        ("GET", "/admin/api/users/a%00b/sessions", {}, None),
+    ],
+    ids=["token-form", "token-basic", "introspect-basic", "revoke", "userinfo", "admin-path"],
+)
+def test_a_nul_character_is_an_invalid_request_at_the_json_endpoints(
+    live_idp: LiveIdp, method: str, path: str, headers: dict[str, str], body: bytes | None
+) -> None:
+    """The same 400 on either database (PostgreSQL cannot store a NUL;
+    ``idp.text_input``), before any credential or token is looked at."""
+    response = _send(live_idp, method, path, headers=headers, body=body)
+
+    assert response.status == 400
+    assert response.getheader("Content-Type", "").startswith("application/json")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/authorize?response_type=code&client_id=%00&scope=openid", None),
+        ("POST", "/login", b"username=a%00&password=x"),
+        ("POST", "/recover/password", b"login=a%00b@example.com"),
+        ("GET", "/logout?client_id=%00&post_logout_redirect_uri=x", None),
+    ],
+    ids=["authorize", "login", "recover", "logout"],
+)
+def test_a_nul_character_is_a_readable_400_page(
+    live_idp: LiveIdp, method: str, path: str, body: bytes | None
+) -> None:
+    response = _send(live_idp, method, path, body=body)
+
+    assert response.status == 400
+    assert response.getheader("Content-Type", "").startswith("text/html")
 
 
 @pytest.mark.parametrize(
