@@ -9,22 +9,20 @@ covers every field).  Nothing else in the project reads ``os.environ``:
 A mistake stops start-up with a :class:`~idp.errors.ConfigError` that names
 the key, where the value came from and what is allowed, because a provider
 that starts on a half-understood configuration is worse than one that does
-not start.
+not start.  Reading the file and the environment into typed values is
+``idp.config_sources``; the rules across fields are ``idp.config_rules``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
-import tomllib
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import UnionType
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
+from idp import config_rules, config_sources
 from idp.errors import ConfigError
 
 __all__ = [
@@ -251,7 +249,7 @@ class Settings:
 
     @property
     def issuer_is_loopback(self) -> bool:
-        return _is_loopback(self.issuer_host)
+        return config_rules.is_loopback(self.issuer_host)
 
     @property
     def allow_private_logout_uris(self) -> bool:
@@ -289,282 +287,25 @@ def load(path: str | Path | None, environ: Mapping[str, str]) -> Settings:
     defaults.  Raises ConfigError naming the first bad key."""
     if path is None and environ.get("IDP_CONFIG"):
         path = environ["IDP_CONFIG"]
-    raw: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                raw = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"configuration file {path} does not exist") from None
-        except OSError as e:
-            raise ConfigError(f"configuration file {path} cannot be read: {e.strerror}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"configuration file {path} is not valid TOML: {e}") from None
-
-    sections: dict[str, Any] = {}
+    raw = config_sources.read_file(path) if path is not None else {}
     hints = get_type_hints(Settings)
-    for name in SECTIONS:
-        section_cls = hints[name]
+    section_types = {name: hints[name] for name in SECTIONS}
+    sections: dict[str, Any] = {}
+    for name, section_type in section_types.items():
         given = raw.pop(name, {})
         if not isinstance(given, dict):
             raise ConfigError(f"[{name}] in {path} must be a table")
-        sections[name] = _build_section(name, section_cls, given, environ, path)
+        sections[name] = config_sources.build_section(name, section_type, given, environ, path)
     if raw:
         unknown = sorted(raw)[0]
         raise ConfigError(
             f"unknown section or key '{unknown}' in {path}; sections are: {', '.join(SECTIONS)}"
         )
-    configured_by_environment = _reject_unknown_env(environ)
+    configured_by_environment = config_sources.reject_unknown_env(environ, section_types)
     settings = Settings(
         **sections,
         embedded_defaults=path is None and not configured_by_environment,
         test_clock_file=environ.get("IDP_TEST_CLOCK_FILE", ""),
     )
-    _check(settings)
+    config_rules.check(settings)
     return settings
-
-
-def _build_section(
-    section: str,
-    cls: type[Any],
-    given: dict[str, Any],
-    environ: Mapping[str, str],
-    path: str | Path | None,
-) -> Any:
-    values: dict[str, Any] = {}
-    hints = get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in given:
-        if key not in known:
-            raise ConfigError(
-                f"unknown key {section}.{key} in {path}; "
-                f"[{section}] takes: {', '.join(sorted(known))}"
-            )
-    for f in dataclasses.fields(cls):
-        env_name = f"IDP_{section.upper()}_{f.name.upper()}"
-        if env_name in environ:
-            values[f.name] = _coerce_env(
-                f"{section}.{f.name}", hints[f.name], environ[env_name], env_name
-            )
-        elif f.name in given:
-            values[f.name] = _coerce_toml(
-                f"{section}.{f.name}", hints[f.name], given[f.name], str(path)
-            )
-    return cls(**values)
-
-
-def _reject_unknown_env(environ: Mapping[str, str]) -> bool:
-    """A misspelt key of a known section stops start-up instead of being ignored.
-
-    A variable whose part after ``IDP_`` names no section is not a setting
-    and is left alone: Kubernetes injects ``IDP_PORT`` and
-    ``IDP_SERVICE_HOST`` for a Service named ``idp``, and scripts keep their
-    own ``IDP_BIN``.  ``IDP_CONFIG`` names the file; ``IDP_TEST_*`` is the
-    test suite's.  Returns whether any variable set a setting."""
-    hints = get_type_hints(Settings)
-    configured = False
-    for name in environ:
-        if not name.startswith("IDP_") or name == "IDP_CONFIG" or name.startswith("IDP_TEST_"):
-            continue
-        rest = name[4:].lower()
-        for section in SECTIONS:
-            prefix = section + "_"
-            if rest.startswith(prefix):
-                key = rest[len(prefix) :]
-                fields = {f.name for f in dataclasses.fields(hints[section])}
-                if key not in fields:
-                    raise ConfigError(
-                        f"unknown setting {name}: [{section}] takes {', '.join(sorted(fields))}"
-                    )
-                configured = True
-                break
-    return configured
-
-
-def _describe(tp: Any) -> str:
-    if tp is bool:
-        return "true or false"
-    if tp is int:
-        return "an integer"
-    if tp is str:
-        return "a string"
-    if get_origin(tp) is tuple:
-        return "a list of strings"
-    args = [a for a in get_args(tp) if a is not type(None)]
-    if args:
-        return _describe(args[0]) + " (or unset)"
-    return str(tp)
-
-
-def _coerce_toml(key: str, tp: Any, value: Any, source: str) -> Any:
-    base = _unwrap_optional(tp)
-    ok = (
-        (base is bool and isinstance(value, bool))
-        or (base is int and isinstance(value, int) and not isinstance(value, bool))
-        or (base is str and isinstance(value, str))
-        or (
-            get_origin(base) is tuple
-            and isinstance(value, list)
-            and all(isinstance(v, str) for v in value)
-        )
-    )
-    if not ok:
-        raise ConfigError(f"{key} = {value!r} (from {source}): expected {_describe(base)}")
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _coerce_env(key: str, tp: Any, value: str, env_name: str) -> Any:
-    base = _unwrap_optional(tp)
-    where = f"(from {env_name})"
-    if base is bool:
-        lowered = value.strip().lower()
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off"}:
-            return False
-        raise ConfigError(f"{key} = {value!r} {where}: expected true or false")
-    if base is int:
-        try:
-            return int(value.strip())
-        except ValueError:
-            raise ConfigError(f"{key} = {value!r} {where}: expected an integer") from None
-    if get_origin(base) is tuple:
-        return tuple(v.strip() for v in value.split(",") if v.strip())
-    return value
-
-
-def _unwrap_optional(tp: Any) -> Any:
-    if get_origin(tp) in (Union, UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        return args[0]
-    return tp
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-MAX_SMTP_TIMEOUT_SECONDS = 20
-
-
-def _positive(settings: Settings, key: str, minimum: int = 1) -> None:
-    section, name = key.split(".")
-    value = getattr(getattr(settings, section), name)
-    if value < minimum:
-        raise ConfigError(f"{key} = {value!r}: expected an integer >= {minimum}")
-
-
-def _check(s: Settings) -> None:
-    """Rules across fields: what a type alone cannot say."""
-    parts = urlsplit(s.server.issuer)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"server.issuer = {s.server.issuer!r}: expected an absolute http(s) URL")
-    if parts.query or parts.fragment or s.server.issuer.endswith("/"):
-        raise ConfigError(
-            f"server.issuer = {s.server.issuer!r}: expected no query, fragment or trailing slash"
-        )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ConfigError(
-            f"server.issuer = {s.server.issuer!r}: http is allowed only on a loopback host; "
-            "use https"
-        )
-    for key in (
-        "server.trusted_proxies",
-        "mail.smtp_port",
-        "tokens.refresh_reuse_seconds",
-    ):
-        _positive(s, key, 0)
-    for key in (
-        "tokens.access_token_ttl_seconds",
-        "tokens.id_token_ttl_seconds",
-        "tokens.refresh_token_ttl_days",
-        "tokens.code_ttl_seconds",
-        "tokens.interaction_ttl_seconds",
-        "session.remember_days",
-        "session.remember_max_days",
-        "session.idle_minutes",
-        "qr.ttl_seconds",
-        "alerts.absence_days",
-        "risk.travel_hours",
-        "risk.lock_after_failures",
-        "risk.lock_minutes",
-        "risk.step_up_after_failures",
-        "risk.address_slowdown_after_failures",
-        "risk.suspect_device_hours",
-        "events.signin_retention_days",
-        "logout.retry_hours",
-        "mail.retry_hours",
-        "mail.smtp_timeout_seconds",
-    ):
-        _positive(s, key)
-    if s.mail.smtp_timeout_seconds > MAX_SMTP_TIMEOUT_SECONDS:
-        raise ConfigError(
-            f"mail.smtp_timeout_seconds = {s.mail.smtp_timeout_seconds!r}: expected an integer "
-            f"<= {MAX_SMTP_TIMEOUT_SECONDS} (a delivery must end within the worker's lease)"
-        )
-    if s.session.remember_max_days < s.session.remember_days:
-        raise ConfigError(
-            f"session.remember_max_days = {s.session.remember_max_days}: expected an integer "
-            f">= session.remember_days ({s.session.remember_days})"
-        )
-    if s.keys.algorithm not in ("RS256", "ES256"):
-        raise ConfigError(f"keys.algorithm = {s.keys.algorithm!r}: expected RS256 or ES256")
-    if not s.database.url or "://" not in s.database.url:
-        raise ConfigError(f"database.url = {s.database.url!r}: expected an SQLAlchemy URL")
-    if s.redis.url and not s.redis.url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(
-            f"redis.url = {s.redis.url!r}: expected redis://, rediss:// or unix:// (or empty)"
-        )
-    if s.mail.backend not in ("smtp", "file", "console"):
-        raise ConfigError(f"mail.backend = {s.mail.backend!r}: expected smtp, file or console")
-    if s.mail.smtp_starttls and s.mail.smtp_tls:
-        raise ConfigError(
-            "mail.smtp_starttls and mail.smtp_tls are both true: choose one "
-            "(STARTTLS on a plain port, usually 587, or TLS from the start, usually 465)"
-        )
-    if s.mail.backend == "smtp" and not s.mail.smtp_host:
-        raise ConfigError("mail.smtp_host is empty: the smtp backend needs a host")
-    try:
-        zoneinfo.ZoneInfo(s.alerts.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"alerts.timezone = {s.alerts.timezone!r}: expected an IANA time zone such as "
-            "Asia/Tokyo"
-        ) from None
-    rp_id = s.rp_id
-    try:
-        ipaddress.ip_address(rp_id)
-        if s.passkeys.rp_id:
-            raise ConfigError(
-                f"passkeys.rp_id = {rp_id!r}: expected a domain name, not an IP address"
-            )
-    except ValueError:
-        pass
-    for network in s.metrics.allowed_networks:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            raise ConfigError(
-                f"metrics.allowed_networks: {network!r} is not a network such as 10.0.0.0/8"
-            ) from None
-    for key, limit in (
-        ("ratelimit.signin", s.ratelimit.signin),
-        ("ratelimit.token", s.ratelimit.token),
-    ):
-        _check_rate(key, limit)
-
-
-def _check_rate(key: str, value: str) -> None:
-    from limits import parse_many  # Flask-Limiter's own parser
-
-    try:
-        parse_many(value)
-    except ValueError:
-        raise ConfigError(
-            f"{key} = {value!r}: expected a rate such as '10/minute' or '100 per hour'"
-        ) from None
