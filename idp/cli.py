@@ -180,19 +180,19 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
-    from idp import bootstrap, schema
+    from idp import bootstrap, schema, serving
     from idp.keys import keyring_for
 
-    _check_port_free(args.host, args.port)
+    serving.check_port_free(args.host, args.port)
     if settings.embedded_defaults:
         bootstrap.init(settings, keyring_for(settings))
         with _app(settings):
             demo = bootstrap.ensure_demo(settings)
-        _announce(settings, demo)
+        serving.announce(settings, demo)
     elif schema.current_revision(settings.database.url) is None:
         _fail("the database has no schema yet: run 'idp init' first")
     if not args.no_worker:
-        _start_worker_process(args.config)
+        serving.start_worker_process(args.config)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker process counts for itself; /metrics sums their files.
         import tempfile
@@ -203,88 +203,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
         create_app(settings).run(host=args.host, port=args.port, debug=True, use_reloader=False)
         return
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces
-    from granian.http import HTTP1Settings
-
-    Granian(
-        "idp:create_app",
-        factory=True,
-        address=args.host,
-        port=args.port,
-        interface=Interfaces.WSGI,
-        workers=max(1, args.workers),
-        blocking_threads=max(1, args.threads),
-        # Connections each worker takes: granian's default (1,024 per worker).
-        # A few times the threads, as before, let 16 idle keep-alive
-        # connections starve every other client until they timed out.
-        http=HTTPModes.http1,
-        http1_settings=HTTP1Settings(max_buffer_size=64 * 1024 + 16 * 1024),
-        log_access=False,
-    ).serve()
-
-
-def _start_worker_process(config_path: str | None) -> None:
-    """``idp worker`` beside the server, ended with it.
-
-    A child process rather than a thread: granian forks its workers, and a
-    thread holding a database connection across a fork is asking for a
-    deadlock.  The child shares the process group, so a signal to the
-    group (Ctrl-C, a service manager's stop) reaches both."""
-    import atexit
-    import subprocess
-
-    argv = [sys.executable, "-m", "idp.cli"]
-    if config_path:
-        argv += ["--config", config_path]
-    child = subprocess.Popen([*argv, "worker", "--quiet"])  # noqa: S603 - our own module
-    atexit.register(child.terminate)
-
-
-def _check_port_free(host: str, port: int) -> None:
-    """A clear message instead of granian's backtrace when the port is taken."""
-    import socket
-
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as e:
-            _fail(f"cannot listen on {host}:{port}: {e.strerror}")
-
-
-def _announce(settings: Settings, demo: Any) -> None:
-    lines = [f"idp: serving {settings.server.issuer} (embedded defaults)"]
-    if demo is not None:
-        lines += [
-            "",
-            f"  Sign in at     {settings.url('/login')}",
-            f"  Demo account   {demo.username} / {demo.password}",
-            f"  Demo client    client_id={demo.client_id}",
-            f"                 client_secret={demo.client_secret}",
-            f"                 redirect_uri={demo.redirect_uri}",
-            f"                 code_verifier={demo.code_verifier}",
-            f"  Try the flow   {demo.authorize_url}",
-            _mail_line(settings),
-            "",
-            "  (kept in var/demo.json; delete var/ to start afresh)",
-        ]
-    else:
-        lines += ["", _mail_line(settings)]
-    sys.stderr.write("\n".join(lines) + "\n")
-    sys.stderr.flush()
-
-
-def _mail_line(settings: Settings) -> str:
-    """Where mail goes, so that a confirmation link can be found on a laptop."""
-    mail = settings.mail
-    if mail.backend == "file":
-        where = f"written to {mail.file_dir.rstrip('/')}/ (one .eml file per message)"
-    elif mail.backend == "smtp":
-        where = f"sent through SMTP at {mail.smtp_host}:{mail.smtp_port}"
-    else:
-        where = "printed by the worker on standard output"
-    return f"  Mail           {where}"
+    serving.serve(args.host, args.port, workers=args.workers, threads=args.threads)
 
 
 def _member_json(m: Any) -> dict[str, Any]:

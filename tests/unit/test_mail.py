@@ -25,7 +25,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from idp import cli, clock, config, events, mail, outbox, worker
+from idp import clock, config, events, mail, outbox, serving, worker
 from idp.config import Settings
 from idp.db import db
 from idp.errors import ConfigError
@@ -572,7 +572,7 @@ def test_mail_settings_out_of_range_stop_start_up(environ: dict[str, str], messa
 def test_serve_on_the_embedded_defaults_says_where_mail_goes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cli._announce(config.load(None, {}), None)
+    serving.announce(config.load(None, {}), None)
 
     lines = capsys.readouterr().err.splitlines()
     assert "  Mail           written to var/mail/ (one .eml file per message)" in lines
