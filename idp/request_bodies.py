@@ -16,7 +16,11 @@ connection stays usable; a body larger than the cap is not read at all, and
 the answer (a 413, or whatever the application said) carries
 ``Connection: close`` (RFC 9112 §9.6), so the client opens a new connection
 for its next request instead of failing on a dead one.  A request without a
-body (every GET) passes straight through."""
+body (every GET) passes straight through.
+
+A client that declares a body and sends it slowly holds the request thread
+while it is read, here as at any view that reads its body; the buffering
+proxy in front (``docs/production.md``) is what takes that off the node."""
 
 from __future__ import annotations
 
