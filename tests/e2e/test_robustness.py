@@ -118,6 +118,35 @@ def test_a_body_over_the_cap_is_refused_with_connection_close(live_idp: LiveIdp)
     assert headers[b"connection"] == b"close"
 
 
+def _chunked(size: int) -> bytes:
+    """``size`` bytes in the chunked transfer coding, 4,000 to a chunk."""
+    chunks = [b"a" * min(4000, size - start) for start in range(0, size, 4000)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in chunks) + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize(("size", "kept"), [(50_000, True), (100_000, False)])
+def test_a_chunked_body_refused_unread_is_read_within_the_cap(
+    live_idp: LiveIdp, size: int, kept: bool
+) -> None:
+    """Without a declared length, the body is read up to the cap: within it
+    the connection is kept, past it the answer says ``Connection: close``."""
+    port = urlsplit(live_idp.url).port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /no-such-page HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(size)
+        )
+        refused, headers = _answer(sock)
+        if kept:
+            sock.sendall(b"GET /jwks.json HTTP/1.1\r\nHost: x\r\n\r\n")
+            following, _ = _answer(sock)
+
+    assert refused == b"HTTP/1.1 404 Not Found"
+    assert (headers.get(b"connection") != b"close") is kept
+    if kept:
+        assert following == b"HTTP/1.1 200 OK"
+
+
 def test_urls_come_from_the_issuer_never_from_host_headers(live_idp: LiveIdp) -> None:
     reply = requests.get(
         live_idp.url + "/.well-known/openid-configuration",
