@@ -33,6 +33,11 @@ from idp.ratelimit import ceremony_key, ceremony_limit, failures, limiter, reque
 
 RECENT_SIGN_IN = dt.timedelta(minutes=5)
 
+# A passkey's number in a path: at most what its column holds on PostgreSQL
+# (``integer``); a larger one matches no route (404) instead of reaching the
+# database as a number it refuses.
+_PASSKEY_ID = "int(max=2147483647)"
+
 
 def _body() -> dict[str, Any]:
     data = request.get_json(silent=True)
@@ -143,7 +148,7 @@ def passkey_register() -> Response:
     )
 
 
-@bp.post("/account/passkeys/<int:passkey_id>/rename")
+@bp.post(f"/account/passkeys/<{_PASSKEY_ID}:passkey_id>/rename")
 def passkey_rename(passkey_id: int) -> Response:
     if (to_login := require_signed_in()) is not None:
         return to_login
@@ -158,7 +163,7 @@ def passkey_rename(passkey_id: int) -> Response:
     return redirect(settings().url("/account/passkeys"), 303)
 
 
-@bp.post("/account/passkeys/<int:passkey_id>/delete")
+@bp.post(f"/account/passkeys/<{_PASSKEY_ID}:passkey_id>/delete")
 def passkey_delete(passkey_id: int) -> Response:
     if (to_login := require_signed_in()) is not None:
         return to_login

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import re
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -19,6 +20,7 @@ from tests.support.flows import sign_in
 from tests.support.harness import Browser, LiveIdp, authorization_url, csrf_token, pkce_pair
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+_VARIABLE = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?\w+>")
 
 
 def _paths(idp: LiveIdp) -> list[tuple[str, frozenset[str]]]:
@@ -26,10 +28,7 @@ def _paths(idp: LiveIdp) -> list[tuple[str, frozenset[str]]]:
     and all the methods it takes there."""
     found: dict[str, set[str]] = {}
     for rule in idp.app.url_map.iter_rules():
-        path = rule.rule
-        for argument in rule.arguments:
-            path = path.replace(f"<{argument}>", "x").replace(f"<int:{argument}>", "1")
-            path = path.replace(f"<path:{argument}>", "x")
+        path = _VARIABLE.sub(lambda m: "1" if m["converter"] == "int" else "x", rule.rule)
         found.setdefault(path, set()).update(rule.methods or ())
     return sorted((path, frozenset(methods)) for path, methods in found.items())
 
@@ -249,6 +248,25 @@ def signed_in_browser(live_idp: LiveIdp) -> Browser:
 @pytest.mark.parametrize("ended", ["\u00b2", "\u0663", "-1", "9" * 40, "x"])
 def test_the_sessions_page_takes_any_ended_count(signed_in_browser: Browser, ended: str) -> None:
     assert signed_in_browser.get("/account/sessions?ended=" + quote(ended)).status_code == 200
+
+
+@pytest.mark.parametrize("passkey_id", ["2147483648", "9223372036854775808", "9" * 30])
+@pytest.mark.parametrize("action", ["rename", "delete"])
+def test_a_passkey_number_past_the_column_is_not_found(
+    signed_in_browser: Browser, passkey_id: str, action: str
+) -> None:
+    """A number no passkey can have (PostgreSQL's ``integer`` ends at 2**31 - 1,
+    SQLite's at 2**63 - 1) is no such page, not a database error."""
+    token = csrf_token(signed_in_browser.get("/account/passkeys").text)
+
+    reply = signed_in_browser.http.post(
+        f"{signed_in_browser.base}/account/passkeys/{passkey_id}/{action}",
+        data={"csrf_token": token, "name": "phone"},
+        allow_redirects=False,
+        timeout=10,
+    )
+
+    assert reply.status_code == 404
 
 
 def test_request_text_is_never_echoed_in_an_alert(live_idp: LiveIdp, shop: object) -> None:
