@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.db import Base, JsonList
@@ -17,7 +17,8 @@ class Passkey(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     credential_id: Mapped[bytes] = mapped_column(LargeBinary(1023), unique=True)
     public_key: Mapped[bytes] = mapped_column(LargeBinary(2048))
-    sign_count: Mapped[int] = mapped_column(Integer, default=0)
+    # WebAuthn's signCount is unsigned 32-bit: past PostgreSQL's integer (0010).
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
     transports: Mapped[list[str]] = mapped_column(JsonList)
     aaguid: Mapped[str] = mapped_column(String(36), default="")
     backup_eligible: Mapped[bool] = mapped_column(default=False)

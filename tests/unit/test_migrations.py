@@ -27,7 +27,7 @@ def test_upgrade_head_then_alembic_check_finds_no_difference(backend: Backend) -
     finally:
         engine.dispose()
     assert {"users", "clients", "signin_sessions", "refresh_tokens", "access_tokens"} <= tables
-    assert schema.current_revision(url) == "0009"
+    assert schema.current_revision(url) == "0010"
 
 
 def test_the_token_tables_leave_room_for_their_updates_on_postgresql(backend: Backend) -> None:
@@ -52,3 +52,38 @@ def test_the_token_tables_leave_room_for_their_updates_on_postgresql(backend: Ba
         "refresh_tokens": ["fillfactor=70"],
         "access_tokens": ["fillfactor=70"],
     }
+
+
+def test_the_passkeys_survive_the_sign_count_widening(backend: Backend) -> None:
+    """0010 retypes ``passkeys.sign_count`` (SQLite by copying the table):
+    every passkey is still there afterwards, and takes a count past 2**31."""
+    url = absolute_url(backend.make_url("wide_" + os.urandom(4).hex()))
+    command.upgrade(schema.alembic_config(url), "0009")
+    engine = create_engine(url, **configure_engine(url))
+    now = "2026-12-07 00:00:00"
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "insert into users (id, username, username_key, email, email_key,"
+                    " email_verified, is_admin, name, created_at, updated_at)"
+                    " values ('u1', 'hanako', 'hanako', 'h@example.com', 'h@example.com',"
+                    " true, false, '', :now, :now)"
+                ),
+                {"now": now},
+            )
+            connection.execute(
+                text(
+                    "insert into passkeys (user_id, credential_id, public_key, sign_count,"
+                    " transports, aaguid, backup_eligible, backed_up, name, created_at)"
+                    " values ('u1', :cid, :key, 7, '[]', '', false, false, 'phone', :now)"
+                ),
+                {"cid": b"credential", "key": b"key", "now": now},
+            )
+        schema.upgrade(url)
+        with engine.begin() as connection:
+            connection.execute(text("update passkeys set sign_count = 4294967295"))
+            rows = connection.execute(text("select name, sign_count from passkeys")).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in rows] == [("phone", 4294967295)]

@@ -16,7 +16,7 @@ from idp import accounts, events, passkeys, qr, runtime, sessions
 from idp.accounts import Member
 from idp.db import db
 from idp.errors import PasskeyError, QrError
-from idp.models import AuditEvent
+from idp.models import AuditEvent, Passkey
 from tests.support.authenticator import SoftAuthenticator
 from tests.support.race import in_app, race
 
@@ -80,6 +80,21 @@ def test_a_cloned_authenticator_is_refused_and_recorded_against_its_account(
 
     kinds = [e.kind for e in events.list_for_user(person.member.id)]
     assert "passkey.sign_count_regression" in kinds
+
+
+@pytest.mark.parametrize("count", [2**31, 2**32 - 1])
+def test_a_sign_count_anywhere_in_the_unsigned_32_bit_range_is_kept(
+    person: Person, count: int
+) -> None:
+    """WebAuthn's counter is unsigned 32-bit; PostgreSQL's ``integer`` is signed."""
+    member, _ = passkeys.authenticate(
+        person.phone.get(passkeys.authentication_options(), sign_count=count)
+    )
+    db.session.commit()
+    db.session.expire_all()
+
+    assert member.id == person.member.id
+    assert db.session.scalar(select(Passkey.sign_count)) == count
 
 
 def test_an_assertion_naming_another_account_is_refused(person: Person) -> None:
