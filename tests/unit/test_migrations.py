@@ -58,11 +58,13 @@ def test_the_passkeys_survive_the_sign_count_widening(backend: Backend) -> None:
     """0010 retypes ``passkeys.sign_count`` (SQLite by copying the table):
     every passkey is still there afterwards, and takes a count past 2**31."""
     url = absolute_url(backend.make_url("wide_" + os.urandom(4).hex()))
-    command.upgrade(schema.alembic_config(url), "0009")
     engine = create_engine(url, **configure_engine(url))
     now = "2026-12-07 00:00:00"
     try:
         with engine.begin() as connection:
+            cfg = schema.alembic_config(url)
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "0009")
             connection.execute(
                 text(
                     "insert into users (id, username, username_key, email, email_key,"
