@@ -1,4 +1,5 @@
-"""No NUL character gets into the provider from a request.
+"""No NUL character, and no text that is not Unicode, gets into the provider
+from a request.
 
 PostgreSQL cannot hold one in a text value: the driver refuses a parameter
 that contains it, so a ``client_id``, a user name or a nonce with ``%00`` in
@@ -11,11 +12,19 @@ request carrying one is refused first, the same way on either database: a
 Checked: the query, the form, the path's parameters, cookies, the Basic
 credentials and a JSON body (a ``\\u0000`` escape included).  The express
 lane (``idp.protocol.express``) hands a request with a NUL on to Flask,
-which refuses it here."""
+which refuses it here.
+
+A JSON body can also carry half of a UTF-16 surrogate pair (``"\\ud800"``
+alone), which Python decodes into a string that neither database driver
+can encode: a passkey named so ended as a 500 on both.  Werkzeug decodes
+the query, form and path with replacement characters, so only JSON needs
+that check; its strings are walked once, after the body is parsed (the
+views read the same parsed body)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import unquote
 
 from flask import Flask, request
@@ -25,7 +34,9 @@ __all__ = ["NUL", "has_nul", "install"]
 
 NUL = "\x00"
 
-_MESSAGE = "The request contains a NUL character, which no parameter may hold."
+_MESSAGE = (
+    "The request contains a NUL character or half of a surrogate pair, which no parameter may hold."
+)
 
 
 def has_nul(values: Iterable[str | None]) -> bool:
@@ -57,9 +68,33 @@ def _request_has_nul() -> bool:
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return has_nul(_flattened(request.form.items(multi=True)))
     if request.is_json:
-        body = request.get_data(cache=True)
-        return b"\x00" in body or b"\\u0000" in body
+        return _json_has_bad_text(request.get_json(silent=True))
     return False
+
+
+def _json_has_bad_text(document: Any) -> bool:
+    """Whether a string anywhere in ``document`` (keys too) holds a NUL or
+    cannot be encoded as UTF-8 (a lone surrogate)."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if NUL in value or not _encodable(value):
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _flattened(pairs: Iterable[tuple[str, str]]) -> Iterable[str]:

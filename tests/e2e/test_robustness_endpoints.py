@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import re
 from urllib.parse import quote, urlsplit
 
 import pytest
 
+from tests.support.authenticator import SoftAuthenticator
 from tests.support.flows import sign_in
 from tests.support.harness import Browser, LiveIdp, authorization_url, csrf_token, pkce_pair
 
@@ -86,6 +88,7 @@ CASES: dict[str, tuple[dict[str, str], bytes | None]] = {
     "nul-in-form": ({}, NUL_FORM),
     "nul-in-basic": ({"Authorization": NUL_BASIC}, b"grant_type=client_credentials&token=x"),
     "nul-in-json": ({"Content-Type": "application/json"}, b'{"credential": "\\u0000"}'),
+    "lone-surrogate-json": ({"Content-Type": "application/json"}, b'{"name": "\\ud800"}'),
 }
 
 
@@ -183,6 +186,35 @@ def test_a_nul_character_is_a_readable_400_page(
 
     assert response.status == 400
     assert response.getheader("Content-Type", "").startswith("text/html")
+
+
+def test_a_passkey_named_with_half_a_surrogate_pair_is_refused(live_idp: LiveIdp) -> None:
+    """JSON may escape half of a UTF-16 pair; no database driver can store
+    the string it decodes to (``idp.text_input``)."""
+    member = live_idp.create_user()
+    browser = Browser(live_idp.url)
+    browser.sign_in(browser.get("/login"), member.username, "correct horse 1")
+    headers = {
+        "X-CSRFToken": csrf_token(browser.get("/account/passkeys").text),
+        "Content-Type": "application/json",
+    }
+    options = browser.http.post(
+        live_idp.url + "/account/passkeys/options", headers=headers, data="{}", timeout=10
+    ).json()["publicKey"]
+    phone = SoftAuthenticator(rp_id=urlsplit(live_idp.url).hostname or "", origin=live_idp.url)
+
+    reply = browser.http.post(
+        live_idp.url + "/account/passkeys",
+        headers=headers,
+        data=json.dumps({"credential": phone.create(options), "name": "phone \ud800"}),
+        timeout=10,
+    )
+
+    assert reply.status_code == 400
+    with live_idp.services():
+        from idp import passkeys
+
+        assert passkeys.list_for_user(member.id) == []
 
 
 @pytest.mark.parametrize(
