@@ -9,12 +9,10 @@ import re
 import secrets
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.authenticator import SoftAuthenticator
-from tests.support.flows import answer_step_up
+from tests.support.flows import answer_step_up, register_software_passkey
 from tests.support.harness import Browser, LiveIdp, csrf_token
 from tests.support.mailbox import mail_to, text_of
 from tests.support.smtp import SmtpServer
@@ -92,19 +90,8 @@ def test_a_password_alone_is_not_enough_an_admin_is_asked_for_a_one_time_code(
 
 def test_a_passkey_sign_in_opens_the_admin_pages_at_once(idp: LiveIdp) -> None:
     admin = _person(idp, admin=True)
-    browser = _signed_in(idp, admin)
-    token = csrf_token(browser.get("/account/passkeys").text)
-    headers = {"X-CSRFToken": token, "Content-Type": "application/json"}
-    options = browser.http.post(
-        idp.url + "/account/passkeys/options", headers=headers, data="{}", timeout=10
-    ).json()["publicKey"]
-    phone = SoftAuthenticator(rp_id=urlsplit(idp.url).hostname or "", origin=idp.url)
-    browser.http.post(
-        idp.url + "/account/passkeys",
-        headers=headers,
-        data=json.dumps({"credential": phone.create(options)}),
-        timeout=10,
-    )
+    registered, phone = register_software_passkey(idp, admin.username, PASSWORD)
+    assert registered.status_code == 200, registered.text
     fresh = Browser(idp.url)
     token = csrf_token(fresh.get("/login").text)
     headers = {"X-CSRFToken": token, "Content-Type": "application/json"}

@@ -22,7 +22,7 @@ import pytest
 
 from idp.risk import MAX_DELAY_SECONDS, failure_delay
 from tests.support.authenticator import SoftAuthenticator
-from tests.support.flows import refresh, sign_in
+from tests.support.flows import refresh, register_software_passkey, sign_in
 from tests.support.harness import (
     Backend,
     Browser,
@@ -107,20 +107,7 @@ def test_a_wrong_password_an_unknown_user_id_and_a_locked_account_look_alike(
 
 def _passkey_of(idp: LiveIdp, username: str) -> SoftAuthenticator:
     """Sign in and register a software passkey through the account page's API."""
-    browser = Browser(idp.url)
-    browser.sign_in(browser.get("/login"), username, PASSWORD)
-    token = csrf_token(browser.get("/account/passkeys").text)
-    headers = {"X-CSRFToken": token, "Content-Type": "application/json"}
-    options = browser.http.post(
-        idp.url + "/account/passkeys/options", headers=headers, data="{}", timeout=10
-    ).json()["publicKey"]
-    phone = SoftAuthenticator(rp_id=urlsplit(idp.url).hostname or "", origin=idp.url)
-    registered = browser.http.post(
-        idp.url + "/account/passkeys",
-        headers=headers,
-        data=json.dumps({"credential": phone.create(options)}),
-        timeout=10,
-    )
+    registered, phone = register_software_passkey(idp, username, PASSWORD)
     assert registered.status_code == 200, registered.text
     return phone
 

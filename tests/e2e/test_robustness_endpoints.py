@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import base64
 import http.client
-import json
 import re
 from urllib.parse import quote, urlsplit
 
 import pytest
 
-from tests.support.authenticator import SoftAuthenticator
-from tests.support.flows import sign_in
+from tests.support.flows import register_software_passkey, sign_in
 from tests.support.harness import Browser, LiveIdp, authorization_url, csrf_token, pkce_pair
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
@@ -192,22 +190,9 @@ def test_a_passkey_named_with_half_a_surrogate_pair_is_refused(live_idp: LiveIdp
     """JSON may escape half of a UTF-16 pair; no database driver can store
     the string it decodes to (``idp.text_input``)."""
     member = live_idp.create_user()
-    browser = Browser(live_idp.url)
-    browser.sign_in(browser.get("/login"), member.username, "correct horse 1")
-    headers = {
-        "X-CSRFToken": csrf_token(browser.get("/account/passkeys").text),
-        "Content-Type": "application/json",
-    }
-    options = browser.http.post(
-        live_idp.url + "/account/passkeys/options", headers=headers, data="{}", timeout=10
-    ).json()["publicKey"]
-    phone = SoftAuthenticator(rp_id=urlsplit(live_idp.url).hostname or "", origin=live_idp.url)
 
-    reply = browser.http.post(
-        live_idp.url + "/account/passkeys",
-        headers=headers,
-        data=json.dumps({"credential": phone.create(options), "name": "phone \ud800"}),
-        timeout=10,
+    reply, _ = register_software_passkey(
+        live_idp, member.username, "correct horse 1", name="phone \ud800"
     )
 
     assert reply.status_code == 400

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
+from tests.support.authenticator import SoftAuthenticator
 from tests.support.harness import (
     Browser,
     LiveIdp,
@@ -28,6 +31,28 @@ class SignedIn:
     @property
     def auth(self) -> tuple[str, str]:
         return (self.client.client.client_id, self.client.client_secret)
+
+
+def register_software_passkey(
+    idp: LiveIdp, username: str, password: str, *, name: str | None = None
+) -> tuple[requests.Response, SoftAuthenticator]:
+    """A new browser signs in and registers a software passkey through the
+    account page's API: the answer to the registration, and the passkey."""
+    browser = Browser(idp.url)
+    browser.sign_in(browser.get("/login"), username, password)
+    token = csrf_token(browser.get("/account/passkeys").text)
+    headers = {"X-CSRFToken": token, "Content-Type": "application/json"}
+    options = browser.http.post(
+        idp.url + "/account/passkeys/options", headers=headers, data="{}", timeout=10
+    ).json()["publicKey"]
+    phone = SoftAuthenticator(rp_id=urlsplit(idp.url).hostname or "", origin=idp.url)
+    body: dict[str, Any] = {"credential": phone.create(options)}
+    if name is not None:
+        body["name"] = name
+    reply = browser.http.post(
+        idp.url + "/account/passkeys", headers=headers, data=json.dumps(body), timeout=10
+    )
+    return reply, phone
 
 
 def token_request(idp: LiveIdp, client: Any, **data: str) -> requests.Response:
