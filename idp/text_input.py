@@ -30,7 +30,7 @@ from urllib.parse import unquote
 from flask import Flask, request
 from werkzeug.exceptions import BadRequest
 
-__all__ = ["NUL", "has_nul", "install"]
+__all__ = ["has_nul", "install"]
 
 NUL = "\x00"
 
@@ -45,15 +45,16 @@ def has_nul(values: Iterable[str | None]) -> bool:
 
 
 def install(app: Flask) -> None:
-    """Refuse, before any view or other hook reads it, a request with a NUL."""
+    """Refuse, before any view or other hook reads it, a request with a NUL
+    (or, in a JSON string, half of a surrogate pair)."""
 
     @app.before_request
-    def _refuse_nul() -> None:
-        if _request_has_nul():
+    def _refuse_bad_text() -> None:
+        if _request_has_bad_text():
             raise BadRequest(_MESSAGE)
 
 
-def _request_has_nul() -> bool:
+def _request_has_bad_text() -> bool:
     query = request.query_string
     if b"%00" in query or b"\x00" in query or NUL in request.path:
         return True
