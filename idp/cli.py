@@ -226,9 +226,7 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> None:
 
     with _app(settings):
         if args.action == "create":
-            password = sys.stdin.readline().rstrip("\r\n")
-            if not password:
-                raise UsageError("no password on standard input")
+            password = _read_password()
             m = accounts.create(
                 username=args.username,
                 email=args.email,
@@ -436,7 +434,32 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], None]] = {
 }
 
 
+def _refuse_undecodable(argv: Sequence[str]) -> None:
+    """An argument that is not UTF-8 text is refused before anything reads it.
+
+    Python hands such bytes on as lone surrogates, which no database driver
+    or socket can encode: they ended as a traceback in the first query."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            _fail(f"an argument is not UTF-8 text: {os.fsencode(arg)!r}")
+
+
+def _read_password() -> str:
+    """The first line of standard input, as ``--password-stdin`` promises."""
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise UsageError("no password on standard input")
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("the password on standard input is not UTF-8 text") from None
+    return password
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    _refuse_undecodable(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         settings = config.load(args.config, os.environ)

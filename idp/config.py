@@ -62,7 +62,8 @@ class ServerSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DatabaseSettings:
     url: str = "sqlite:///var/idp.sqlite3"
-    """Any SQLAlchemy URL; PostgreSQL with ``postgresql+psycopg://``."""
+    """SQLite (a relative path is the working directory's) or PostgreSQL with
+    postgresql+psycopg://user:password@host/dbname; no other database."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

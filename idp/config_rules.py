@@ -12,6 +12,9 @@ import zoneinfo
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from idp.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -31,6 +34,28 @@ def is_loopback(host: str) -> bool:
 
 
 MAX_SMTP_TIMEOUT_SECONDS = 20
+
+
+_DATABASES = {"sqlite": "pysqlite", "postgresql": "psycopg"}
+"""The databases the schema, its migrations and the prepared statements are
+written and tested for, each with the driver installed with the project
+(SQLAlchemy's default for each)."""
+
+
+def _check_database_url(url: str) -> None:
+    """SQLite or PostgreSQL through psycopg.  Another backend or driver would
+    fail at the first query with an import error (or work until a statement
+    only those two speak); the URL's password is never repeated."""
+    expected = "expected sqlite:///PATH or postgresql+psycopg://USER@HOST/NAME"
+    try:
+        scheme = make_url(url).drivername if "://" in url else None
+    except (ArgumentError, ValueError):
+        scheme = None
+    if scheme is None:
+        raise ConfigError(f"database.url is not a URL; {expected}")
+    backend, _, driver = scheme.partition("+")
+    if backend not in _DATABASES or driver not in ("", _DATABASES[backend]):
+        raise ConfigError(f"database.url: {scheme}:// is not supported; {expected}")
 
 
 def _positive(settings: Settings, key: str, minimum: int = 1) -> None:
@@ -95,8 +120,7 @@ def check(s: Settings) -> None:
         )
     if s.keys.algorithm not in ("RS256", "ES256"):
         raise ConfigError(f"keys.algorithm = {s.keys.algorithm!r}: expected RS256 or ES256")
-    if not s.database.url or "://" not in s.database.url:
-        raise ConfigError(f"database.url = {s.database.url!r}: expected an SQLAlchemy URL")
+    _check_database_url(s.database.url)
     if s.redis.url and not s.redis.url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(
             f"redis.url = {s.redis.url!r}: expected redis://, rediss:// or unix:// (or empty)"

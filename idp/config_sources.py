@@ -31,6 +31,10 @@ def read_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"configuration file {path} cannot be read: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"configuration file {path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:  # TOML is UTF-8 (tomllib decodes before it parses)
+        raise ConfigError(
+            f"configuration file {path} is not UTF-8 text (byte {e.start + 1})"
+        ) from None
 
 
 def build_section(
@@ -120,12 +124,21 @@ def _coerce_toml(key: str, tp: Any, value: Any, source: str) -> Any:
     )
     if not ok:
         raise ConfigError(f"{key} = {value!r} (from {source}): expected {_describe(base)}")
+    for text in value if isinstance(value, list) else (value,):
+        if isinstance(text, str) and "\0" in text:  # TOML can escape one: "\u0000"
+            raise ConfigError(f"{key} (from {source}): a NUL character is not a setting")
     return tuple(value) if isinstance(value, list) else value
 
 
 def _coerce_env(key: str, tp: Any, value: str, env_name: str) -> Any:
     base = _unwrap_optional(tp)
     where = f"(from {env_name})"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 reach Python as lone surrogates, which no
+        # driver, mailer or socket can encode later: say so now, and where.
+        raise ConfigError(f"{key} {where}: the value is not UTF-8 text") from None
     if base is bool:
         lowered = value.strip().lower()
         if lowered in {"1", "true", "yes", "on"}:

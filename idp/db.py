@@ -279,11 +279,11 @@ def absolute_url(url: str) -> str:
     """A SQLite URL with a relative path made absolute against the working
     directory (Flask-SQLAlchemy would otherwise put it in the instance
     folder, and Alembic would not)."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        path, _, query = url[len(prefix) :].partition("?")
-        absolute = str(Path(path).resolve())
-        return prefix + absolute + (f"?{query}" if query else "")
+    for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            path, _, query = url[len(prefix) :].partition("?")
+            absolute = str(Path(path).resolve())
+            return prefix + absolute + (f"?{query}" if query else "")
     return url
 
 

@@ -45,6 +45,8 @@ def check_policy(password: str, *, username: str = "", email: str = "") -> None:
         raise UsageError("The password must have at least 10 characters.")  # MIN_LENGTH
     if len(password) > MAX_LENGTH:
         raise UsageError("The password must have at most 1024 characters.")  # MAX_LENGTH
+    if "\0" in password:  # no form can send one (idp.text_input): it could never sign in
+        raise UsageError("The password must not contain a NUL character.")
     folded = password.casefold()
     if folded in _common() or folded.strip("0123456789!?.") in _common():
         raise UsageError("This password is one of the most common ones. Choose another.")

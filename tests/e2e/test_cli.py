@@ -154,6 +154,94 @@ def test_a_bad_configuration_file_is_a_one_line_error(tmp_path: Path) -> None:
     assert "session.idle_minutes" in line
     missing = tmp_path / "missing.toml"
     assert str(missing) in _one_line_error(_idp(missing, "init"))
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(b'[mail]\nsender = "caf\xe9@example.com"\n')
+    assert _one_line_error(_idp(latin1, "init")).endswith(f"{latin1} is not UTF-8 text (byte 21)")
+
+
+NOT_UTF8 = os.fsdecode(b"\xff\xfe")  # what Python makes of bytes that are not UTF-8
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("users", "show", NOT_UTF8),
+        ("users", "disable", "a" + NOT_UTF8),
+        ("sessions", "list", "--user", NOT_UTF8),
+        ("sessions", "revoke", "--session", "s1", "--reason", NOT_UTF8),
+        ("events", "list", "--user", NOT_UTF8),
+        ("clients", "create", "--name", NOT_UTF8, "--redirect-uri", "https://shop.example/cb"),
+        ("serve", "--host", NOT_UTF8, "--port", "5999"),
+    ],
+    ids=["users-show", "users-disable", "sessions-list", "reason", "events", "client", "host"],
+)
+def test_an_argument_that_is_not_utf8_is_a_one_line_error(
+    config_path: Path, args: tuple[str, ...]
+) -> None:
+    line = _one_line_error(_idp(config_path, *args))
+
+    bad = next(arg for arg in args if NOT_UTF8 in arg)
+    assert line == f"idp: error: an argument is not UTF-8 text: {os.fsencode(bad)!r}"
+
+
+def test_a_password_on_stdin_that_is_not_utf8_is_a_one_line_error(config_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    argv = [IDP, "--config", str(config_path), "users", "create", "--username", "ume"]
+    done = subprocess.run(
+        [*argv, "--email", "ume@example.com", "--password-stdin"],
+        input=b"a long pass\xff\xfephrase\n",
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert done.stderr == b"idp: error: the password on standard input is not UTF-8 text\n"
+    _one_line_error(_idp(config_path, "users", "show", "ume"))
+
+
+def test_a_password_with_a_nul_character_is_refused(config_path: Path) -> None:
+    args = ("users", "create", "--username", "momo", "--email", "momo@example.com")
+
+    line = _one_line_error(_idp(config_path, *args, "--password-stdin", stdin="a long\0phrase\n"))
+
+    assert line == "idp: error: The password must not contain a NUL character."
+
+
+def test_an_unsupported_database_is_a_one_line_error_without_its_password() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    env["IDP_DATABASE_URL"] = "mysql://idp:hunter22@db.example/idp"
+    done = subprocess.run(
+        [IDP, "users", "show", "taro"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+    line = _one_line_error(done)
+    assert line.startswith("idp: error: configuration: database.url: mysql:// is not supported")
+    assert "hunter22" not in done.stderr
+
+
+def test_a_relative_sqlite_path_is_the_working_directorys(tmp_path: Path, backend: Backend) -> None:
+    if backend.kind != "sqlite":
+        pytest.skip("a SQLite URL; checked on the SQLite run")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    env["IDP_KEYS_DIR"] = str(tmp_path / "keys")
+    create = ["users", "create", "--username", "hana", "--email", "hana@example.com"]
+    for url in ("sqlite:///plain.sqlite3", "sqlite+pysqlite:///named.sqlite3"):
+        env["IDP_DATABASE_URL"] = url
+        for args, stdin in ((["init"], ""), ([*create, "--password-stdin"], "a long phrase\n")):
+            done = subprocess.run(
+                [IDP, *args], input=stdin, capture_output=True, text=True, env=env,
+                cwd=tmp_path, timeout=120, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr  # the schema init made, where init made it
+    assert (tmp_path / "plain.sqlite3").is_file()
+    assert (tmp_path / "named.sqlite3").is_file()
 
 
 def test_clients_create_prints_the_id_and_secret_once(config_path: Path) -> None:

@@ -328,6 +328,77 @@ def test_key_algorithm_other_than_rs256_or_es256_fails(algorithm: str) -> None:
     assert message == f"keys.algorithm = {algorithm!r}: expected RS256 or ES256"
 
 
+DATABASE_EXPECTED = "expected sqlite:///PATH or postgresql+psycopg://USER@HOST/NAME"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///var/idp.sqlite3",
+        "sqlite+pysqlite:////srv/idp.sqlite3",
+        "postgresql://idp@db.example/idp",
+        "postgresql+psycopg://idp:secret@db.example:5432/idp?sslmode=require",
+    ],
+)
+def test_sqlite_and_postgresql_through_psycopg_are_accepted(url: str) -> None:
+    settings = config.load(None, {"IDP_DATABASE_URL": url})
+
+    assert settings.database.url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "scheme"),
+    [
+        ("mysql://idp:secret@db.example/idp", "mysql"),
+        ("postgres://idp:secret@db.example/idp", "postgres"),
+        ("postgresql+asyncpg://idp:secret@db.example/idp", "postgresql+asyncpg"),
+        ("postgresql+psycopg2://idp:secret@db.example/idp", "postgresql+psycopg2"),
+        ("sqlite+aiosqlite:///var/idp.sqlite3", "sqlite+aiosqlite"),
+    ],
+)
+def test_another_database_or_driver_fails_without_repeating_the_password(
+    url: str, scheme: str
+) -> None:
+    message = config_error(None, {"IDP_DATABASE_URL": url})
+
+    assert message == f"database.url: {scheme}:// is not supported; {DATABASE_EXPECTED}"
+
+
+@pytest.mark.parametrize("url", ["", "var/idp.sqlite3", "://idp", "postgresql://u:secret@[::1/x"])
+def test_a_database_url_that_is_no_url_fails_without_repeating_it(url: str) -> None:
+    message = config_error(None, {"IDP_DATABASE_URL": url})
+
+    assert message == f"database.url is not a URL; {DATABASE_EXPECTED}"
+
+
+def test_an_env_value_that_is_not_utf8_fails_naming_key_and_variable() -> None:
+    # What os.environ holds for the bytes b"\xff\xfe" (surrogateescape).
+    message = config_error(None, {"IDP_MAIL_SENDER": "idp\udcff\udcfe@example.com"})
+
+    assert message == "mail.sender (from IDP_MAIL_SENDER): the value is not UTF-8 text"
+
+
+def test_a_file_that_is_not_utf8_fails_naming_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "idp.toml"
+    path.write_bytes(b'[mail]\nsender = "idp\xff@example.com"\n')
+
+    message = config_error(path, {})
+
+    assert message == f"configuration file {path} is not UTF-8 text (byte 21)"
+
+
+@pytest.mark.parametrize(
+    "text", ['[mail]\nsender = "idp\\u0000@example.com"\n', '[passkeys]\norigins = ["a\\u0000"]\n']
+)
+def test_a_nul_character_in_a_file_value_fails_naming_the_key(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    key = "mail.sender" if "sender" in text else "passkeys.origins"
+
+    message = config_error(path, {})
+
+    assert message == f"{key} (from {path}): a NUL character is not a setting"
+
+
 # --- the loaded tree ----------------------------------------------------------------
 
 
