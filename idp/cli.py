@@ -189,8 +189,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         with _app(settings):
             demo = bootstrap.ensure_demo(settings)
         serving.announce(settings, demo)
-    elif schema.current_revision(settings.database.url) is None:
-        _fail("the database has no schema yet: run 'idp init' first")
+    else:
+        schema.check_current(settings.database.url)
     if not args.no_worker:
         serving.start_worker_process(args.config)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -370,8 +370,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     import signal
     import threading
 
-    from idp import worker
+    from idp import schema, worker
 
+    schema.check_current(settings.database.url)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -2,7 +2,10 @@
 
 ``idp init`` calls :func:`upgrade`; it is safe to run again (Alembic
 records the revision it reached).  A SQLite file's directory is created
-first so that the embedded defaults need nothing prepared."""
+first so that the embedded defaults need nothing prepared.  ``idp serve``
+and ``idp worker`` start only on the schema this version was written for
+(:func:`check_current`): a deployment that forgot ``idp init`` would
+otherwise serve errors at every statement that names a new column."""
 
 from __future__ import annotations
 
@@ -10,12 +13,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
 from idp.db import absolute_url, configure_engine
+from idp.errors import UsageError
 
-__all__ = ["alembic_config", "current_revision", "upgrade"]
+__all__ = ["alembic_config", "check_current", "current_revision", "head_revision", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -60,3 +65,29 @@ def current_revision(url: str) -> str | None:
             return connection.execute(text("select version_num from alembic_version")).scalar()
     finally:
         engine.dispose()
+
+
+def head_revision() -> str:
+    """The revision this version's models are written for."""
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None  # noqa: S101 - the migrations ship with the code
+    return head
+
+
+def check_current(url: str) -> None:
+    """UsageError unless the database holds this version's schema.
+
+    A schema that is behind (a new version deployed without ``idp init``)
+    is refused, naming both revisions.  A revision this version does not
+    know is left alone: a newer version migrated it, and going back a
+    version after an additive migration is how a bad deploy is undone."""
+    current = current_revision(url)
+    if current is None:
+        raise UsageError("the database has no schema yet: run 'idp init' first")
+    head = head_revision()
+    known = {script.revision for script in ScriptDirectory(str(MIGRATIONS)).walk_revisions()}
+    if current != head and current in known:
+        raise UsageError(
+            f"the database schema is at revision {current} and this version needs {head}: "
+            "run 'idp init' (it migrates)"
+        )

@@ -10,8 +10,12 @@ from typing import Any
 
 import pytest
 
+from idp import schema
+from idp.db import absolute_url
 from tests.support.flows import sign_in
 from tests.support.harness import IDP, Backend, LiveIdp, make_settings
+from tests.support.services import free_port
+from tests.unit.test_migrations import upgrade_to
 
 
 @pytest.fixture(scope="module")
@@ -242,6 +246,26 @@ def test_a_relative_sqlite_path_is_the_working_directorys(tmp_path: Path, backen
             assert done.returncode == 0, done.stderr  # the schema init made, where init made it
     assert (tmp_path / "plain.sqlite3").is_file()
     assert (tmp_path / "named.sqlite3").is_file()
+
+
+def test_serve_and_worker_start_only_on_this_versions_schema(
+    backend: Backend, tmp_path: Path
+) -> None:
+    url = backend.make_url("behind_" + os.urandom(4).hex())
+    make_settings(tmp_path, database_url=url, redis_url="", issuer="http://localhost:5997")
+    path = tmp_path / "idp.toml"
+    serve = ("serve", "--port", str(free_port()))
+
+    for args in (serve, ("worker",)):
+        line = _one_line_error(_idp(path, *args))
+        assert line == "idp: error: the database has no schema yet: run 'idp init' first"
+    upgrade_to(absolute_url(url), "0009")
+    for args in (serve, ("worker",)):
+        line = _one_line_error(_idp(path, *args))
+        assert line == (
+            f"idp: error: the database schema is at revision 0009 and this version needs "
+            f"{schema.head_revision()}: run 'idp init' (it migrates)"
+        )
 
 
 def test_clients_create_prints_the_id_and_secret_once(config_path: Path) -> None:

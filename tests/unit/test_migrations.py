@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from idp import schema
 from idp.db import absolute_url, configure_engine
+from idp.errors import UsageError
 from tests.support.harness import Backend
 
 
@@ -89,3 +90,49 @@ def test_the_passkeys_survive_the_sign_count_widening(backend: Backend) -> None:
     finally:
         engine.dispose()
     assert [tuple(row) for row in rows] == [("phone", 4294967295)]
+
+
+def upgrade_to(url: str, revision: str) -> None:
+    """The schema as an older version left it."""
+    engine = create_engine(url, **configure_engine(url))
+    try:
+        with engine.begin() as connection:
+            cfg = schema.alembic_config(url)
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+def test_only_this_versions_schema_is_current(backend: Backend) -> None:
+    """``idp serve`` and ``idp worker`` start on it alone; no schema and one
+    behind are refused, saying what to run."""
+    url = absolute_url(backend.make_url("cur_" + os.urandom(4).hex()))
+    with pytest.raises(UsageError) as empty:
+        schema.check_current(url)
+    upgrade_to(url, "0009")
+    with pytest.raises(UsageError) as behind:
+        schema.check_current(url)
+    schema.upgrade(url)
+
+    schema.check_current(url)
+
+    assert str(empty.value) == "the database has no schema yet: run 'idp init' first"
+    assert str(behind.value) == (
+        f"the database schema is at revision 0009 and this version needs "
+        f"{schema.head_revision()}: run 'idp init' (it migrates)"
+    )
+
+
+def test_a_schema_a_newer_version_migrated_is_left_alone(backend: Backend) -> None:
+    """Going back a version after an additive migration undoes a bad deploy."""
+    url = absolute_url(backend.make_url("new_" + os.urandom(4).hex()))
+    schema.upgrade(url)
+    engine = create_engine(url, **configure_engine(url))
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("update alembic_version set version_num = '9999'"))
+    finally:
+        engine.dispose()
+
+    schema.check_current(url)
