@@ -101,13 +101,24 @@ _URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 text) must be percent-encoded, and a registered URI is compared as written."""
 
 
+MAX_URI_LENGTH = 500
+"""As long as the columns that hold a registered URI: a code keeps the
+redirect URI it was issued for, a client its back-channel logout URI."""
+
+
 def _check_uri(kind: str, uri: str, *, allow_private: bool) -> None:
+    if len(uri) > MAX_URI_LENGTH:
+        raise UsageError(f"{kind} {uri[:40]!r}... must have at most {MAX_URI_LENGTH} characters")
     if not _URI_CHARACTERS.fullmatch(uri):
         raise UsageError(
             f"{kind} {uri!r} holds characters a URI may not (spaces, quotes, non-ASCII "
             "text): percent-encode them"
         )
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - read for its check: a port past 65535 is refused here
+    except ValueError as e:  # an unclosed IPv6 bracket, a port out of range
+        raise UsageError(f"{kind} {uri!r} is not a URL: {e}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"{kind} {uri!r} must be an absolute http(s) URL")
     if parts.fragment:

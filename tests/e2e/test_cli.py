@@ -105,6 +105,9 @@ def test_a_taken_username_is_a_one_line_error(config_path: Path) -> None:
     assert line == "idp: error: That user ID is taken. Choose another."
 
 
+LONG_URI = "https://shop.example/" + "a" * 481  # 501 characters: one past the columns
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -134,6 +137,19 @@ def test_a_taken_username_is_a_one_line_error(config_path: Path) -> None:
         ),
         ("frobnicate",),
         ("serve", "--port", "http"),
+        ("clients", "create", "--name", "Shop", "--redirect-uri", "https://[::1/cb"),
+        ("clients", "create", "--name", "Shop", "--redirect-uri", "https://shop.example:99999/"),
+        ("clients", "create", "--name", "Shop", "--redirect-uri", LONG_URI),
+        (
+            "clients",
+            "create",
+            "--name",
+            "Shop",
+            "--redirect-uri",
+            "https://shop.example/cb",
+            "--backchannel-logout-uri",
+            LONG_URI,
+        ),
     ],
     ids=[
         "bad-date",
@@ -143,6 +159,10 @@ def test_a_taken_username_is_a_one_line_error(config_path: Path) -> None:
         "bad-grant",
         "unknown-command",
         "bad-port",
+        "unclosed-ipv6",
+        "uri-port-out-of-range",
+        "long-redirect-uri",
+        "long-backchannel-uri",
     ],
 )
 def test_a_bad_argument_is_a_one_line_error_with_status_2(

@@ -12,6 +12,8 @@ from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from idp.clients import MAX_URI_LENGTH
+from tests.support.flows import sign_in
 from tests.support.harness import Browser, LiveIdp
 
 
@@ -108,3 +110,17 @@ def test_access_token_is_an_rfc9068_jwt(live_idp: LiveIdp) -> None:
     assert claims["scope"] == "admin"
     assert {"exp", "iat", "jti", "aud"} <= claims.keys()
     assert reply.headers["Cache-Control"] == "no-store"
+
+
+def test_a_redirect_uri_as_long_as_a_client_may_register_completes_the_flow(
+    live_idp: LiveIdp,
+) -> None:
+    """The code keeps the redirect URI it was issued for: the longest one
+    registration takes must fit it, on both databases."""
+    path = "/cb/" + "a" * (MAX_URI_LENGTH - len("http://shop.localhost/cb/"))
+    client = live_idp.create_client(redirect_uris=["http://shop.localhost" + path])
+    assert len(client.client.redirect_uris[0]) == MAX_URI_LENGTH
+
+    signed_in = sign_in(live_idp, client=client)
+
+    assert signed_in.tokens["token_type"] == "Bearer"
