@@ -32,6 +32,7 @@ from tests.support.harness import (
     pkce_pair,
 )
 from tests.support.mailbox import links_in, mail_to, mails_to, text_of
+from tests.support.race import race
 from tests.support.receiver import LogoutReceiver
 from tests.support.set_receiver import SetReceiver
 from tests.support.smtp import SmtpServer
@@ -351,6 +352,56 @@ def test_changing_the_password_needs_the_current_one_and_ends_other_sessions(
     assert here.get("/account").status_code == 200
     assert there.get("/account").status_code == 303
     assert mail_to(smtp, email, "Your password was changed")
+
+
+def test_of_two_simultaneous_openings_of_one_confirmation_link_one_confirms(
+    idp: LiveIdp, smtp: SmtpServer
+) -> None:
+    """Single use of a mailed link holds under concurrency (CONTRACT,
+    Robustness): two clicks of one link at the same moment, repeated."""
+    for _ in range(3):
+        username, email = _new_name(), f"{_new_name()}@example.com"
+        _register(idp, username=username, email=email)
+        link = _one_link(idp, mail_to(smtp, email, "Confirm your email address"))
+
+        replies = race(*(lambda u=link: Browser(idp.url).get(u) for _ in range(2)))
+
+        assert sorted(r.status_code for r in replies) == [200, 400], replies
+        assert 'id="verified"' in next(r for r in replies if r.status_code == 200).text
+        assert 'role="alert"' in next(r for r in replies if r.status_code == 400).text
+
+
+def test_of_two_simultaneous_resets_through_one_link_one_sets_the_password(
+    idp: LiveIdp, smtp: SmtpServer
+) -> None:
+    """Both forms were opened (opening is not a use); both are sent at once.
+    One password is set, the other refused, and only the winner's signs in."""
+    for round_ in range(3):
+        username, email, _ = _registered(idp, smtp)
+        _ask_reset(idp, email)
+        link = _one_link(idp, mail_to(smtp, email, "Reset your password"))
+        path = _path(link)
+        passwords = [f"first new passphrase {round_}", f"second new passphrase {round_}"]
+        browsers = [Browser(idp.url), Browser(idp.url)]
+        forms = [b.get(link) for b in browsers]
+        assert all('id="reset-password-form"' in f.text for f in forms)
+
+        replies = race(
+            *(
+                lambda b=b, f=f, pw=pw, path=path: b.post(
+                    path, {"csrf_token": csrf_token(f.text), "password": pw}
+                )
+                for b, f, pw in zip(browsers, forms, passwords, strict=True)
+            )
+        )
+
+        assert sorted(r.status_code for r in replies) == [200, 400], replies
+        won = next(i for i, r in enumerate(replies) if r.status_code == 200)
+        assert 'id="reset-done"' in replies[won].text
+        for i, password in enumerate(passwords):
+            someone = Browser(idp.url)
+            page = someone.sign_in(someone.get("/login"), username, password)
+            assert page.url.endswith("/account") is (i == won)
 
 
 # --- one-time codes and the step-up ------------------------------------------------------
