@@ -33,8 +33,11 @@ def _print(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
 
 @contextmanager
 def _app(settings: Settings) -> Iterator[Any]:
-    from idp import create_app
+    """The application, on this version's schema only: a command on a
+    database without it (or behind it) says to run ``idp init``."""
+    from idp import create_app, schema
 
+    schema.check_current(settings.database.url)
     app = create_app(settings)
     with app.app_context():
         yield app
@@ -243,9 +246,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     import signal
     import threading
 
-    from idp import schema, worker
+    from idp import worker
 
-    schema.check_current(settings.database.url)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -2,10 +2,11 @@
 
 ``idp init`` calls :func:`upgrade`; it is safe to run again (Alembic
 records the revision it reached).  A SQLite file's directory is created
-first so that the embedded defaults need nothing prepared.  ``idp serve``
-and ``idp worker`` start only on the schema this version was written for
-(:func:`check_current`): a deployment that forgot ``idp init`` would
-otherwise serve errors at every statement that names a new column."""
+first so that the embedded defaults need nothing prepared.  ``idp serve``,
+``idp worker`` and every other command but ``init`` run only on the schema
+this version was written for (:func:`check_current`): a deployment that
+forgot ``idp init`` would otherwise fail at every statement that names a
+new column."""
 
 from __future__ import annotations
 

@@ -268,24 +268,30 @@ def test_a_relative_sqlite_path_is_the_working_directorys(tmp_path: Path, backen
     assert (tmp_path / "named.sqlite3").is_file()
 
 
-def test_serve_and_worker_start_only_on_this_versions_schema(
-    backend: Backend, tmp_path: Path
-) -> None:
+def test_commands_run_only_on_this_versions_schema(backend: Backend, tmp_path: Path) -> None:
     url = backend.make_url("behind_" + os.urandom(4).hex())
     make_settings(tmp_path, database_url=url, redis_url="", issuer="http://localhost:5997")
     path = tmp_path / "idp.toml"
-    serve = ("serve", "--port", str(free_port()))
+    commands = [
+        ("serve", "--port", str(free_port())),
+        ("worker",),
+        ("users", "show", "hanako"),
+        ("sessions", "list", "--user", "hanako"),
+        ("mail", "flush"),
+    ]
 
-    for args in (serve, ("worker",)):
+    for args in commands:
         line = _one_line_error(_idp(path, *args))
         assert line == "idp: error: the database has no schema yet: run 'idp init' first"
     upgrade_to(absolute_url(url), "0009")
-    for args in (serve, ("worker",)):
+    for args in commands:
         line = _one_line_error(_idp(path, *args))
         assert line == (
             f"idp: error: the database schema is at revision 0009 and this version needs "
             f"{schema.head_revision()}: run 'idp init' (it migrates)"
         )
+    assert _idp(path, "init").returncode == 0
+    assert _one_line_error(_idp(path, "users", "show", "hanako")) == "idp: error: no user 'hanako'"
 
 
 def test_clients_create_prints_the_id_and_secret_once(config_path: Path) -> None:
