@@ -9,14 +9,13 @@ writes them after :func:`create`.
 A user ID is never given to another person, also after a cancellation: a
 cancelled account leaves a tombstone (its ``sub`` and a hash of its user ID)
 and nothing else.  Only this module writes the users and tombstones tables;
-the flows around it are ``idp.registration``, ``idp.recovery`` and
-``idp.membership`` (cancellation)."""
+the rules of the fields are ``idp.account_rules``, the flows around it
+``idp.registration``, ``idp.recovery`` and ``idp.membership`` (cancellation)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from idp import clock, events, forced_logout, passwords
 from idp import security_events as set_events
+from idp.account_rules import LANGUAGES, check_new, clean_name, validate_email
 from idp.db import AnyRow, db, service
 from idp.errors import (
     AccountDisabledError,
@@ -38,12 +38,9 @@ from idp.models import Tombstone, User
 from idp.prepared import read_in_transaction, read_one
 
 __all__ = [
-    "GENDERS",
-    "LANGUAGES",
     "MEMBER_COLUMNS",
     "Member",
     "authenticate",
-    "check_new",
     "check_password",
     "create",
     "find",
@@ -64,16 +61,7 @@ __all__ = [
     "update_name",
     "userinfo_claims",
     "username_taken",
-    "validate_email",
 ]
-
-_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s.]{1,63}$|^[^@\s]{1,64}@localhost$")
-
-LANGUAGES = ("en", "ja")
-"""The languages of the pages and of mail."""
-GENDERS = ("female", "male", "other", "unspecified")
-"""What registration offers; OIDC Core 5.1 allows any value (the CLI may set one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +101,6 @@ def _username_hash(username_key: str) -> bytes:
     return hashlib.sha256(username_key.encode()).digest()
 
 
-def validate_email(email: str) -> str:
-    """The address, trimmed; UsageError if it is none."""
-    email = email.strip()
-    if len(email) > 254 or not _EMAIL.match(email):
-        raise UsageError("Enter a valid email address.")
-    return email
-
-
 def username_taken(username: str) -> bool:
     """Whether a user ID is in use or was ever used (cancelled accounts too)."""
     key = username.strip().casefold()
@@ -134,36 +114,6 @@ def username_taken(username: str) -> bool:
 def find_by_email(email: str) -> Member | None:
     user = db.session.scalar(select(User).where(User.email_key == email.strip().casefold()))
     return _member(user) if user is not None else None
-
-
-def check_new(
-    *,
-    username: str,
-    email: str,
-    password: str,
-    name: str,
-    birthdate: dt.date | None,
-    gender: str | None,
-) -> tuple[str, str, str]:
-    """The rules of a new account's fields, before anything is looked up;
-    returns the user ID, email and name cleaned.  Raises UsageError."""
-    username = username.strip()
-    if not _USERNAME.match(username):
-        raise UsageError(
-            "A user ID has 3-64 letters, digits, '.', '_' or '-', and starts with a letter "
-            "or digit."
-        )
-    email = validate_email(email)
-    name = " ".join(name.split())
-    if len(name) > 200:
-        raise UsageError("The name must have at most 200 characters.")
-    if gender is not None and not 1 <= len(gender.strip()) <= 32:
-        # OIDC Core 5.1: "female", "male", or another value the member chose.
-        raise UsageError("The gender must have 1-32 characters (e.g. female, male).")
-    if birthdate is not None and birthdate > clock.now().date():
-        raise UsageError("The birth date must not be in the future.")
-    passwords.check_policy(password, username=username, email=email)
-    return username, email, name
 
 
 @service
@@ -399,9 +349,7 @@ def set_email(user_id: str, email: str) -> tuple[Member, str]:
 @service
 def update_name(user_id: str, name: str) -> Member:
     """Change the display name."""
-    cleaned = " ".join(name.split())
-    if len(cleaned) > 200:
-        raise UsageError("The name must have at most 200 characters.")
+    cleaned = clean_name(name)
     user = _user(user_id)
     if user.name != cleaned:
         user.name = cleaned

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from idp import accounts, events, links, mail, passwords, runtime
-from idp.accounts import GENDERS, Member
+from idp import account_rules, accounts, events, links, mail, passwords, runtime
+from idp.account_rules import GENDERS
+from idp.accounts import Member
 from idp.db import service
 from idp.errors import ConflictError, UsageError
 from idp.links import Purpose
@@ -65,7 +66,7 @@ def register(
     if gender not in GENDERS:
         raise UsageError("Choose one of the gender options.")
     day = parse_birthdate(birthdate)
-    username, email, name = accounts.check_new(
+    username, email, name = account_rules.check_new(
         username=username, email=email, password=password, name=name, birthdate=day, gender=gender
     )
     if accounts.username_taken(username):
@@ -114,7 +115,7 @@ def request_email_change(user_id: str, new_email: str) -> None:
     An address another account has is answered the same way (that owner is
     told instead), so the page reveals no one's address."""
     member = accounts.get(user_id)
-    new_email = accounts.validate_email(new_email)
+    new_email = account_rules.validate_email(new_email)
     if new_email.casefold() == member.email.casefold():
         return
     owner = accounts.find_by_email(new_email)
