@@ -20,18 +20,30 @@ an address of their own choosing (CONTRACT "Settings": ``ratelimit.*``):
 Counters live in Redis when ``redis.url`` is set, so that every node counts
 together; otherwise in this process's memory.  Flask-Limiter (same storage)
 caps the ceremonies that create server-side state (passkey challenges, QR
-requests) per address, at ten times the sign-in rate."""
+requests) per address, at ten times the sign-in rate.
+
+Redis going away must not take sign-in with it, nor open the door: while
+it does not answer (within ``REDIS_TIMEOUT_SECONDS``), both kinds of limit
+count in this process's memory -- per node, so a guesser spread over N
+nodes gets N times the tries for as long as the outage lasts -- and Redis
+is asked again every ``SHARED_RETRY_SECONDS``.  The outage is logged once
+when it starts and once when it ends."""
 
 from __future__ import annotations
 
 import base64
+import logging
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from limits import RateLimitItem, parse
-from limits.storage import Storage, storage_from_string
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from idp import remote, runtime
@@ -52,6 +64,15 @@ __all__ = [
 ]
 
 _EXTENSION = "idp.failures"
+log = logging.getLogger("idp.ratelimit")
+T = TypeVar("T")
+
+REDIS_TIMEOUT_SECONDS = 0.5
+"""How long a count may wait for Redis before this process counts alone: a
+sign-in must not hang on a blackholed connection (redis-py waits forever
+by default)."""
+SHARED_RETRY_SECONDS = 15
+"""While Redis is away, how often a count tries it again."""
 
 
 def request_ip() -> str:
@@ -91,22 +112,33 @@ def named_client_id() -> str:
     return value[:64] or "-"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Failures:
-    """Failure counters in a moving window."""
+    """Failure counters in a moving window: in the shared store, or in this
+    process's memory while the shared store does not answer."""
 
     enabled: bool
-    strategy: MovingWindowRateLimiter
+    shared: MovingWindowRateLimiter
+    local: MovingWindowRateLimiter = field(
+        default_factory=lambda: MovingWindowRateLimiter(MemoryStorage())
+    )
+    shared_away_until: float = 0.0
+    """``time.monotonic()`` before which the shared store is not asked."""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def blocked(self, rate: str, *keys: str) -> int | None:
         """Seconds to wait if any of ``keys`` used up ``rate``, else None."""
         if not self.enabled:
             return None
         item = parse(rate)
-        for key in keys:
-            if not self.strategy.test(item, key):
-                return self._retry_after(item, key)
-        return None
+
+        def check(strategy: MovingWindowRateLimiter) -> int | None:
+            for key in keys:
+                if not strategy.test(item, key):
+                    return _retry_after(strategy, item, key)
+            return None
+
+        return self._with_a_store(check)
 
     def count(self, rate: str, *keys: str) -> int | None:
         """Count one failure against each key; seconds to wait if that used
@@ -114,20 +146,60 @@ class Failures:
         if not self.enabled:
             return None
         item = parse(rate)
-        over = None
-        for key in keys:
-            if not self.strategy.hit(item, key):
-                over = self._retry_after(item, key)
-        return over
+
+        def hit(strategy: MovingWindowRateLimiter) -> int | None:
+            over = None
+            for key in keys:
+                if not strategy.hit(item, key):
+                    over = _retry_after(strategy, item, key)
+            return over
+
+        return self._with_a_store(hit)
 
     def refuse_if_over(self, rate: str, *keys: str) -> None:
         """Count a failure; raise RateLimitedError if the limit is now passed."""
         if (retry := self.count(rate, *keys)) is not None:
             raise RateLimitedError(retry_after_seconds=retry)
 
-    def _retry_after(self, item: RateLimitItem, key: str) -> int:
-        reset_at, _ = self.strategy.get_window_stats(item, key)
-        return max(1, int(reset_at - time.time()) + 1)
+    # The moving window's own operations, for counters kept past a rate
+    # limit's refusal (``idp.risk``'s lock after failed passwords).
+
+    def hit(self, item: RateLimitItem, key: str) -> bool:
+        return self._with_a_store(lambda strategy: strategy.hit(item, key))
+
+    def test(self, item: RateLimitItem, key: str) -> bool:
+        return self._with_a_store(lambda strategy: strategy.test(item, key))
+
+    def used(self, item: RateLimitItem, key: str) -> int:
+        """How much of ``item`` the window of ``key`` holds now."""
+        _, remaining = self._with_a_store(lambda s: s.get_window_stats(item, key))
+        return item.amount - remaining
+
+    def clear(self, item: RateLimitItem, key: str) -> None:
+        self._with_a_store(lambda strategy: strategy.clear(item, key))
+
+    def _with_a_store(self, use: Callable[[MovingWindowRateLimiter], T]) -> T:
+        if time.monotonic() < self.shared_away_until:
+            return use(self.local)
+        try:
+            answer = use(self.shared)
+        except StorageError as e:
+            with self._lock:
+                if not self.shared_away_until:
+                    log.warning("Redis does not answer (%s): counting in this process", e)
+                self.shared_away_until = time.monotonic() + SHARED_RETRY_SECONDS
+            return use(self.local)
+        if self.shared_away_until:
+            with self._lock:
+                if self.shared_away_until:
+                    log.warning("Redis answers again: counting across nodes")
+                self.shared_away_until = 0.0
+        return answer
+
+
+def _retry_after(strategy: MovingWindowRateLimiter, item: RateLimitItem, key: str) -> int:
+    reset_at, _ = strategy.get_window_stats(item, key)
+    return max(1, int(reset_at - time.time()) + 1)
 
 
 def limit_retry_after(e: Exception) -> int:
@@ -146,13 +218,21 @@ def failures() -> Failures:
 
 def init_app(app: Flask, settings: Settings) -> None:
     uri = settings.redis.url or "memory://"
+    options: dict[str, float] = {}
+    if settings.redis.url:
+        options = {
+            "socket_timeout": REDIS_TIMEOUT_SECONDS,
+            "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+        }
     app.config["RATELIMIT_ENABLED"] = settings.ratelimit.enabled
     app.config["RATELIMIT_STORAGE_URI"] = uri
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = options
     app.config["RATELIMIT_KEY_PREFIX"] = "idp"
     app.config["RATELIMIT_SWALLOW_ERRORS"] = False
+    app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
     limiter.init_app(app)
-    storage = storage_from_string(uri, key_prefix="idp-failures")
+    storage = storage_from_string(uri, key_prefix="idp-failures", wrap_exceptions=True, **options)
     assert isinstance(storage, Storage)  # noqa: S101 - a synchronous URI gives a synchronous storage
     app.extensions[_EXTENSION] = Failures(
-        enabled=settings.ratelimit.enabled, strategy=MovingWindowRateLimiter(storage)
+        enabled=settings.ratelimit.enabled, shared=MovingWindowRateLimiter(storage)
     )

@@ -230,22 +230,20 @@ class PasswordGuard:
 
     def count(self) -> int:
         """Failed passwords within the window."""
-        item = self._item
-        _, remaining = failures().strategy.get_window_stats(item, self.key)
-        return item.amount - remaining
+        return failures().used(self._item, self.key)
 
     def locked(self) -> bool:
         """Whether password sign-ins to the account are locked now."""
-        return not failures().strategy.test(self._item, self.key)
+        return not failures().test(self._item, self.key)
 
     def failed(self) -> int:
         """Count a failed password; returns the count within the window."""
-        failures().strategy.hit(self._item, self.key)
+        failures().hit(self._item, self.key)
         return self.count()
 
     def clear(self) -> None:
         """A password reset lifts the lock."""
-        failures().strategy.clear(self._item, self.key)
+        failures().clear(self._item, self.key)
 
 
 def password_guard(account_key: str) -> PasswordGuard:
@@ -266,12 +264,10 @@ class AddressGuard:
     key: str
 
     def count(self) -> int:
-        item = _window(_ADDRESS_CEILING)
-        _, remaining = failures().strategy.get_window_stats(item, self.key)
-        return item.amount - remaining
+        return failures().used(_window(_ADDRESS_CEILING), self.key)
 
     def failed(self) -> None:
-        failures().strategy.hit(_window(_ADDRESS_CEILING), self.key)
+        failures().hit(_window(_ADDRESS_CEILING), self.key)
 
 
 def address_guard(ip: str) -> AddressGuard:

@@ -406,6 +406,18 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://{_HOST}:{self.port}/0"
 
+    def pause(self) -> None:
+        """Stop answering, connections left open (SIGSTOP): as behind a dead
+        network path, where a client waits rather than being refused."""
+        if self._proc is None:
+            raise RuntimeError("RedisServer is not running")
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc is None:
+            raise RuntimeError("RedisServer is not running")
+        self._proc.send_signal(signal.SIGCONT)
+
     @property
     def log_path(self) -> Path:
         if self._tmpdir is None:

@@ -1,0 +1,81 @@
+"""Redis going away takes neither sign-in nor the rate limits with it.
+
+The shared counters live in Redis.  Here its process is stopped (SIGSTOP:
+connections hang, as behind a dead network path) under a live provider:
+sign-ins still work, wrong passwords are still counted and refused past
+the limit (in the node's memory), the ceremonies Flask-Limiter caps still
+answer; once Redis runs again the counts go back to it.  Nothing is a 500
+and nothing hangs past the client's timeout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.support.harness import Backend, Browser, LiveIdp, eventually, start_live_idp
+from tests.support.services import RedisServer
+
+PASSWORD = "correct horse 1"
+WRONG = "The user ID or password is incorrect."
+
+
+@pytest.fixture(scope="module")
+def outage(
+    backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveIdp, RedisServer]]:
+    if backend.kind != "postgresql":
+        pytest.skip("Redis serves the PostgreSQL deployments; checked on that run")
+    root: Path = tmp_path_factory.mktemp("redis-outage")
+    with RedisServer() as shared:
+        own = Backend(kind=backend.kind, make_url=backend.make_url, redis_url=shared.url)
+        with start_live_idp(
+            root, own, name="redis_outage", extra_config="[risk]\nlock_after_failures = 3\n"
+        ) as idp:
+            yield idp, shared
+
+
+def _attempt(idp: LiveIdp, login: str, password: str) -> str:
+    browser = Browser(idp.url)
+    reply = browser.submit_login(browser.get("/login"), login, password)
+    if reply.status_code == 303:
+        return "signed in"
+    return WRONG if WRONG in reply.text else f"{reply.status_code} {reply.text[:300]}"
+
+
+def _shared_keys(shared: RedisServer) -> list[bytes]:
+    return list(redis.Redis.from_url(shared.url).scan_iter("idp-failures*"))
+
+
+def test_while_redis_does_not_answer_sign_in_works_and_failures_are_still_limited(
+    outage: tuple[LiveIdp, RedisServer],
+) -> None:
+    idp, shared = outage
+    member, guessed = idp.create_user(), idp.create_user()
+    assert _attempt(idp, guessed.username, "wrong guess 0") == WRONG
+    assert _shared_keys(shared)  # counted in Redis while it answers
+    shared.pause()
+    try:
+        assert _attempt(idp, member.username, PASSWORD) == "signed in"
+        for n in range(1, 4):
+            assert _attempt(idp, guessed.username, f"wrong guess {n}") == WRONG
+        # Three failures counted in this node's memory: the account's lock holds.
+        assert _attempt(idp, guessed.username, PASSWORD) == WRONG
+        ceremony = Browser(idp.url).post("/login/passkey/options", {})
+        assert ceremony.status_code < 500, ceremony.text
+        assert "Redis does not answer" in idp.log()
+    finally:
+        shared.resume()
+
+    fresh = idp.create_user()
+    before = set(_shared_keys(shared))
+
+    def counted_in_redis_again() -> bool:
+        _attempt(idp, fresh.username, "wrong again")
+        return bool(set(_shared_keys(shared)) - before)
+
+    eventually(counted_in_redis_again, timeout=40, interval=2)
+    assert "Redis answers again" in idp.log()
+    assert "Traceback" not in idp.log()
