@@ -24,6 +24,7 @@ from idp.errors import (
     NotAllowedError,
     NotFoundError,
     RateLimitedError,
+    UnavailableError,
 )
 from idp.ratelimit import limit_retry_after
 
@@ -94,6 +95,10 @@ def render_error(e: Exception) -> Response:
         )
     if isinstance(e, RateLimitedError):
         response = error_page(429, e.description)
+        response.headers["Retry-After"] = str(e.retry_after_seconds)
+        return response
+    if isinstance(e, UnavailableError):
+        response = error_page(503, e.description)
         response.headers["Retry-After"] = str(e.retry_after_seconds)
         return response
     if isinstance(e, HTTPException):

@@ -11,21 +11,23 @@ endpoints, pages for everything a person sees.  Production serves it with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response
 
 from idp import clock, config, cookies, geo, headers, metrics, ratelimit, text_input
 from idp.config import Settings
 from idp.csrf import protection as csrf
-from idp.db import absolute_url, configure_engine
+from idp.db import absolute_url, configure_engine, unavailable
 from idp.db import db as database  # not `db`: that would shadow the idp.db module
-from idp.errors import IdpError
+from idp.errors import IdpError, UnavailableError
 from idp.keys import keyring_for
 from idp.request_bodies import DrainedBodies
 from idp.runtime import EXTENSION, Runtime
@@ -134,7 +136,12 @@ def _install_error_rendering(
     @app.errorhandler(Exception)
     def _render(e: Exception) -> Response:
         if not isinstance(e, (HTTPException, IdpError)):
-            database.session.rollback()
+            with contextlib.suppress(SQLAlchemyError):  # the connection may be gone
+                database.session.rollback()
+        if unavailable(e):
+            # One line, not a traceback per request for as long as it lasts.
+            app.logger.error("database unavailable: %s", str(e).splitlines()[0])
+            e = UnavailableError(detail=str(e).splitlines()[0])
         if _blueprint_of_request(app) in JSON_BLUEPRINTS:
             return json_render(e)
         return page_render(e)

@@ -251,10 +251,36 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    _wait_for_the_database(settings, stop)
+    if stop.is_set():  # stopped while it waited
+        return
     with _app(settings):
         if not args.quiet:
             sys.stderr.write("idp: worker delivering the outbox (Ctrl-C stops)\n")
         worker.run_forever(stop)
+
+
+def _wait_for_the_database(settings: Settings, stop: Any) -> None:
+    """A worker started while the database does not answer (both restarted
+    at once, the database still starting) waits for it instead of exiting:
+    ``idp serve`` would not start its worker again.  A schema that is wrong
+    still ends it at once, in one line."""
+    from idp import schema
+    from idp.db import unavailable
+
+    said = False
+    while not stop.is_set():
+        try:
+            schema.check_current(settings.database.url)
+            return
+        except SQLAlchemyError as e:
+            if not unavailable(e):
+                raise
+            if not said:
+                first_line = str(getattr(e, "orig", None) or e).splitlines()[0]
+                sys.stderr.write(f"idp: worker waiting for the database: {first_line}\n")
+                said = True
+            stop.wait(2)
 
 
 def cmd_mail(args: argparse.Namespace, settings: Settings) -> None:

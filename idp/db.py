@@ -31,6 +31,7 @@ import functools
 import hashlib
 import json
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +41,8 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData, Row, Text, TypeDecorator, event
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, registry
 from sqlalchemy.pool import Pool
@@ -63,6 +65,7 @@ __all__ = [
     "rowcount",
     "secret_hash",
     "service",
+    "unavailable",
 ]
 
 AnyRow = Row[*tuple[Any, ...]]
@@ -186,6 +189,26 @@ def configure_engine(url: str) -> dict[str, Any]:
     return {"pool_size": 10, "max_overflow": 20}
 
 
+def unavailable(e: BaseException) -> bool:
+    """Whether ``e`` says the database did not answer, rather than that a
+    statement was wrong: a connection refused, dropped or timed out, the
+    server shutting down or out of resources (psycopg's OperationalError:
+    SQLSTATE classes 08, 53, 57...), the pool exhausted, SQLite's lock held
+    past its timeout.  Those are answered 503, not 500 (``idp.errors``)."""
+    if isinstance(e, PoolTimeoutError):
+        return True
+    driver_error: BaseException | None = e  # the pool hands a failed connect on unwrapped
+    if isinstance(e, DBAPIError):
+        if e.connection_invalidated:
+            return True
+        driver_error = e.orig
+    if isinstance(driver_error, sqlite3.OperationalError):
+        return "locked" in str(driver_error) or "busy" in str(driver_error)
+    import psycopg
+
+    return isinstance(driver_error, psycopg.OperationalError)
+
+
 IDLE_PING_SECONDS = 5.0
 """A pooled connection unused this long is pinged before it is handed out:
 the database may have restarted, or a firewall dropped the idle socket."""
@@ -257,11 +280,17 @@ def _done_writing(info: dict[str, Any]) -> None:
 @event.listens_for(Engine, "commit")
 @event.listens_for(Engine, "rollback")
 def _transaction_ended(conn: Any) -> None:
-    _done_writing(conn.connection.info)
+    if not conn.invalidated:  # a lost connection has no DBAPI connection to ask
+        _done_writing(conn.connection.info)
 
 
 @event.listens_for(Pool, "reset")
 def _connection_reset(dbapi_connection: Any, connection_record: Any, reset_state: Any) -> None:
+    _done_writing(connection_record.info)
+
+
+@event.listens_for(Pool, "invalidate")
+def _connection_lost(dbapi_connection: Any, connection_record: Any, exception: Any) -> None:
     _done_writing(connection_record.info)
 
 

@@ -84,6 +84,7 @@ __all__ = [
     "SignInError",
     "StepUpRefusedError",
     "UnauthorizedClientError",
+    "UnavailableError",
     "UnsupportedGrantTypeError",
     "UnsupportedResponseTypeError",
     "UnsupportedTokenTypeError",
@@ -120,6 +121,15 @@ class NotAllowedError(IdpError):
 
 class ConflictError(IdpError):
     """The value is already taken."""
+
+
+class UnavailableError(IdpError):
+    """The database did not answer (down, restarting, out of connections, or
+    SQLite's lock held past its timeout): 503 with ``Retry-After``, so that a
+    load balancer and a client try again instead of taking it as a fault."""
+
+    default_description = N_("The service is unavailable for a moment. Try again shortly.")
+    retry_after_seconds: ClassVar[int] = 5
 
 
 class RateLimitedError(IdpError):

@@ -13,10 +13,13 @@ hold a single-use link (see ``outbox.forget_payload``)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from idp import (
     backchannel,
@@ -35,7 +38,7 @@ from idp import (
     sessions,
     tokens,
 )
-from idp.db import db, service
+from idp.db import db, service, unavailable
 from idp.errors import DeliveryFailedError
 from idp.outbox import OutboxItem
 
@@ -160,6 +163,7 @@ def purge_old_attempts() -> None:
 def run_forever(stop: threading.Event, *, poll_seconds: float = 0.5) -> None:
     """Deliver and purge until ``stop`` is set (needs an app context)."""
     last_purge: dt.datetime | None = None
+    database_away = False
     while not stop.is_set():
         try:
             busy = run_once()
@@ -168,11 +172,19 @@ def run_forever(stop: threading.Event, *, poll_seconds: float = 0.5) -> None:
                 purge_expired()
                 purge_old_attempts()
                 last_purge = now
-        except Exception:  # the database may be away for a moment: keep going
-            log.exception("worker pass failed")
-            db.session.rollback()
+        except Exception as e:  # the database may be away for a moment: keep going
+            if not unavailable(e):
+                log.exception("worker pass failed")
+            elif not database_away:  # one line per outage, not a traceback per pass
+                log.error("database unavailable: %s", str(e).splitlines()[0])
+            database_away = database_away or unavailable(e)
             busy = 0
+        else:
+            if database_away:
+                log.warning("database answers again")
+                database_away = False
         finally:
-            db.session.remove()
+            with contextlib.suppress(SQLAlchemyError):  # its connection may be gone
+                db.session.remove()  # rolls back what a failed pass left
         if not busy:
             stop.wait(poll_seconds)

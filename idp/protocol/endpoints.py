@@ -26,7 +26,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from idp import accounts, errors, introspection, runtime, sessions
-from idp.errors import OAuthError, RateLimitedError
+from idp.errors import OAuthError, RateLimitedError, UnavailableError
 from idp.protocol.authorization import reject_repeated
 from idp.protocol.documents import PublishedDocuments
 from idp.protocol.express import ExpressLane, userinfo_answer
@@ -149,6 +149,10 @@ def render_error(e: Exception) -> Response:
     if isinstance(e, RateLimitedError):
         body = {"error": "rate_limited", "error_description": e.description}
         return json_response(body, 429, {"Retry-After": str(e.retry_after_seconds)})
+    if isinstance(e, UnavailableError):
+        # RFC 6749 §4.1.2.1's code for a server that cannot answer for now.
+        body = {"error": "temporarily_unavailable", "error_description": e.description}
+        return json_response(body, 503, {"Retry-After": str(e.retry_after_seconds)})
     if isinstance(e, HTTPException):
         status = e.code or 500
         headers: dict[str, str] = {}

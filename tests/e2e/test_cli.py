@@ -294,6 +294,32 @@ def test_commands_run_only_on_this_versions_schema(backend: Backend, tmp_path: P
     assert _one_line_error(_idp(path, "users", "show", "hanako")) == "idp: error: no user 'hanako'"
 
 
+def test_a_worker_started_while_the_database_is_down_waits_for_it(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """``idp serve`` does not start its worker again: it must not exit."""
+    if backend.kind != "postgresql":
+        pytest.skip("a database server that is down; checked on the PostgreSQL run")
+    url = f"postgresql+psycopg://idp@127.0.0.1:{free_port()}/idp"  # nothing listens there
+    make_settings(tmp_path, database_url=url, redis_url="", issuer="http://localhost:5996")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    with subprocess.Popen(
+        [IDP, "--config", str(tmp_path / "idp.toml"), "worker"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as worker:
+        try:
+            assert worker.stderr is not None
+            line = worker.stderr.readline()
+
+            assert line.startswith("idp: worker waiting for the database: "), line
+            assert worker.poll() is None
+        finally:
+            worker.terminate()
+        assert worker.wait(timeout=30) == 0
+
+
 def test_clients_create_prints_the_id_and_secret_once(config_path: Path) -> None:
     created = _json(
         _idp(

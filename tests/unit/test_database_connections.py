@@ -272,3 +272,29 @@ def test_prepared_writes_of_many_threads_all_land(app: Flask) -> None:
             select(func.count()).select_from(AccessToken).where(AccessToken.jti.like("thread-%"))
         )
     assert count == 40
+
+
+def test_what_says_the_database_did_not_answer() -> None:
+    """Answered 503 (``idp.errors.UnavailableError``); a wrong statement stays a fault."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    refused = psycopg.OperationalError("connection failed: Connection refused")
+    answered_503 = [
+        refused,  # as the pool hands on a failed connect
+        OperationalError("SELECT 1", {}, refused),
+        OperationalError("UPDATE t", {}, sqlite3.OperationalError("database is locked")),
+        PoolTimeoutError("QueuePool limit of size 10 overflow 20 reached"),
+    ]
+    faults = [
+        OperationalError("SELECT x", {}, sqlite3.OperationalError("no such column: x")),
+        ProgrammingError("SELECT", {}, psycopg.errors.UndefinedTable("no users")),
+        IntegrityError("INSERT", {}, sqlite3.IntegrityError("UNIQUE constraint failed")),
+        ValueError("not a database error"),
+    ]
+
+    assert [database.unavailable(e) for e in answered_503] == [True] * 4
+    assert [database.unavailable(e) for e in faults] == [False] * 4

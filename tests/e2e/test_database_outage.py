@@ -1,0 +1,66 @@
+"""The database going away is answered 503 with ``Retry-After``, not 500.
+
+A provider's own PostgreSQL is killed under it: the protocol endpoints
+answer ``temporarily_unavailable`` as JSON, the pages a readable 503 page,
+both with ``Retry-After`` (a load balancer and a client try again instead
+of taking it as a fault); what needs no database (discovery) still
+answers; the log says so in one line, with no traceback per request, and so does
+the outbox worker beside the server, which keeps running."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.flows import sign_in, token_request
+from tests.support.harness import Backend, eventually, start_live_idp
+from tests.support.services import PostgresCluster
+
+
+def test_a_database_that_is_gone_is_a_503_with_retry_after(
+    backend: Backend, tmp_path: Path
+) -> None:
+    if backend.kind != "postgresql":
+        pytest.skip("a database server to lose; checked on the PostgreSQL run")
+    with PostgresCluster() as pg:
+        own = Backend(kind="postgresql", make_url=pg.create_database, redis_url="")
+        with start_live_idp(tmp_path, own, name="outage") as idp:
+            client = idp.create_client()
+            signed = sign_in(idp, client=client)
+            bearer = {"Authorization": f"Bearer {signed.tokens['access_token']}"}
+            os.killpg(pg.process_group, signal.SIGKILL)
+
+            userinfo = requests.get(idp.url + "/userinfo", headers=bearer, timeout=10)
+            refreshed = token_request(
+                idp,
+                client,
+                grant_type="refresh_token",
+                refresh_token=signed.tokens["refresh_token"],
+            )
+            account = signed.browser.get("/account")
+            discovery = requests.get(idp.url + "/.well-known/openid-configuration", timeout=10)
+
+            for reply in (userinfo, refreshed):
+                assert reply.status_code == 503
+                assert reply.headers["Retry-After"] == "5"
+                assert reply.json()["error"] == "temporarily_unavailable"
+            assert account.status_code == 503
+            assert account.headers["Retry-After"] == "5"
+            assert 'role="alert"' in account.text
+            assert "unavailable for a moment" in account.text
+            assert discovery.status_code == 200
+            # The outbox worker beside the server says so too, in one line,
+            # whether it was running or still starting (then it waits).
+            eventually(
+                lambda: (
+                    "\ndatabase unavailable: " in idp.log()
+                    or "idp: worker waiting for the database: " in idp.log()
+                ),
+                timeout=15,
+            )
+            assert "idp: error" not in idp.log()  # the worker did not exit
+            assert "Traceback" not in idp.log(), idp.log()
