@@ -40,7 +40,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData, Row, Text, TypeDecorator, event
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.compiler import compiles
@@ -186,7 +186,18 @@ def configure_engine(url: str) -> dict[str, Any]:
     and UserInfo (``make bench``)."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_size": 10, "max_overflow": 20}
+    options: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}
+    if "connect_timeout" not in make_url(url).query:
+        # libpq waits as long as the kernel does (about two minutes for a
+        # host that does not answer at all, as during a failover): a
+        # request gets its 503 (``unavailable``) after this many seconds.
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    return options
+
+
+CONNECT_TIMEOUT_SECONDS = 10
+"""How long a new PostgreSQL connection may take, unless the URL says
+(``?connect_timeout=N``)."""
 
 
 def unavailable(e: BaseException) -> bool:

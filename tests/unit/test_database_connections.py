@@ -298,3 +298,16 @@ def test_what_says_the_database_did_not_answer() -> None:
 
     assert [database.unavailable(e) for e in answered_503] == [True] * 4
     assert [database.unavailable(e) for e in faults] == [False] * 4
+
+
+def test_a_new_postgresql_connection_waits_ten_seconds_at_most_unless_the_url_says() -> None:
+    """libpq would wait as long as the kernel (minutes, for a host that does
+    not answer): a request gets its 503 after this."""
+    plain = database.configure_engine("postgresql+psycopg://idp@db.example/idp")
+    chosen = database.configure_engine("postgresql+psycopg://idp@db.example/idp?connect_timeout=3")
+
+    assert plain["connect_args"] == {"connect_timeout": 10}
+    assert "connect_args" not in chosen
+    engine = create_engine("postgresql+psycopg://idp@db.example/idp?connect_timeout=3", **chosen)
+    _, params = engine.dialect.create_connect_args(engine.url)
+    assert params["connect_timeout"] == "3"
