@@ -33,6 +33,15 @@ def test_a_database_that_is_gone_is_a_503_with_retry_after(
             signed = sign_in(idp, client=client)
             bearer = {"Authorization": f"Bearer {signed.tokens['access_token']}"}
             os.killpg(pg.process_group, signal.SIGKILL)
+            # The signal is sent, not yet acted on: a backend still alive a
+            # moment longer answers.  From when one request meets it gone:
+            eventually(
+                lambda: (
+                    requests.get(idp.url + "/userinfo", headers=bearer, timeout=10).status_code
+                    != 200
+                ),
+                timeout=15,
+            )
 
             userinfo = requests.get(idp.url + "/userinfo", headers=bearer, timeout=10)
             refreshed = token_request(
