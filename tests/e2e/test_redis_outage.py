@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support.flows import WRONG_PASSWORD, password_attempt
 from tests.support.harness import Backend, Browser, LiveIdp, eventually, start_live_idp
 from tests.support.services import RedisServer
 
 PASSWORD = "correct horse 1"
-WRONG = "The user ID or password is incorrect."
+WRONG = WRONG_PASSWORD
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +38,6 @@ def outage(
             yield idp, shared
 
 
-def _attempt(idp: LiveIdp, login: str, password: str) -> str:
-    browser = Browser(idp.url)
-    reply = browser.submit_login(browser.get("/login"), login, password)
-    if reply.status_code == 303:
-        return "signed in"
-    return WRONG if WRONG in reply.text else f"{reply.status_code} {reply.text[:300]}"
-
-
 def _shared_keys(shared: RedisServer) -> list[bytes]:
     return list(redis.Redis.from_url(shared.url).scan_iter("idp-failures*"))
 
@@ -54,15 +47,15 @@ def test_while_redis_does_not_answer_sign_in_works_and_failures_are_still_limite
 ) -> None:
     idp, shared = outage
     member, guessed = idp.create_user(), idp.create_user()
-    assert _attempt(idp, guessed.username, "wrong guess 0") == WRONG
+    assert password_attempt(idp, guessed.username, "wrong guess 0") == WRONG
     assert _shared_keys(shared)  # counted in Redis while it answers
     shared.pause()
     try:
-        assert _attempt(idp, member.username, PASSWORD) == "signed in"
+        assert password_attempt(idp, member.username, PASSWORD) == "signed in"
         for n in range(1, 4):
-            assert _attempt(idp, guessed.username, f"wrong guess {n}") == WRONG
+            assert password_attempt(idp, guessed.username, f"wrong guess {n}") == WRONG
         # Three failures counted in this node's memory: the account's lock holds.
-        assert _attempt(idp, guessed.username, PASSWORD) == WRONG
+        assert password_attempt(idp, guessed.username, PASSWORD) == WRONG
         ceremony = Browser(idp.url).post("/login/passkey/options", {})
         assert ceremony.status_code < 500, ceremony.text
         assert "Redis does not answer" in idp.log()
@@ -73,7 +66,7 @@ def test_while_redis_does_not_answer_sign_in_works_and_failures_are_still_limite
     before = set(_shared_keys(shared))
 
     def counted_in_redis_again() -> bool:
-        _attempt(idp, fresh.username, "wrong again")
+        password_attempt(idp, fresh.username, "wrong again")
         return bool(set(_shared_keys(shared)) - before)
 
     eventually(counted_in_redis_again, timeout=40, interval=2)

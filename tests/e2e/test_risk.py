@@ -22,7 +22,13 @@ import pytest
 
 from idp.risk import MAX_DELAY_SECONDS, failure_delay
 from tests.support.authenticator import SoftAuthenticator
-from tests.support.flows import refresh, register_software_passkey, sign_in
+from tests.support.flows import (
+    WRONG_PASSWORD,
+    password_attempt,
+    refresh,
+    register_software_passkey,
+    sign_in,
+)
 from tests.support.harness import (
     Backend,
     Browser,
@@ -38,7 +44,7 @@ from tests.support.mailbox import links_in, mail_to, text_of
 from tests.support.smtp import SmtpServer
 
 PASSWORD = "correct horse 1"
-WRONG = "The user ID or password is incorrect."
+WRONG = WRONG_PASSWORD
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +62,6 @@ def idp(
         yield live
 
 
-def _attempt(idp: LiveIdp, login: str, password: str) -> str:
-    """The sign-in page's answer to one attempt, without its per-page tokens."""
-    browser = Browser(idp.url)
-    reply = browser.submit_login(browser.get("/login"), login, password)
-    if reply.status_code == 303:
-        return "signed in"
-    alert = re.search(r'role="alert">([^<]*)<', reply.text)
-    return alert.group(1) if alert else reply.text[:200]
-
-
 def test_the_delay_grows_from_the_third_failure_to_at_most_five_seconds() -> None:
     delays = [failure_delay(n) for n in range(1, 30)]
     assert delays[:2] == [0.0, 0.0]
@@ -77,18 +73,18 @@ def test_the_delay_grows_from_the_third_failure_to_at_most_five_seconds() -> Non
 def test_a_failure_is_answered_after_its_delay(idp: LiveIdp) -> None:
     member = idp.create_user()
     for _ in range(2):
-        _attempt(idp, member.username, "wrong password")
+        password_attempt(idp, member.username, "wrong password")
     started = time.monotonic()
-    _attempt(idp, member.username, "wrong password")
+    password_attempt(idp, member.username, "wrong password")
     assert time.monotonic() - started >= failure_delay(3)
 
 
 def test_after_the_failures_even_the_right_password_is_answered_as_wrong(idp: LiveIdp) -> None:
     member = idp.create_user()
-    answers = [_attempt(idp, member.username, "wrong password") for _ in range(3)]
+    answers = [password_attempt(idp, member.username, "wrong password") for _ in range(3)]
     assert answers == [WRONG] * 3
-    assert _attempt(idp, member.username, PASSWORD) == WRONG
-    assert _attempt(idp, member.email, PASSWORD) == WRONG  # every name of the account
+    assert password_attempt(idp, member.username, PASSWORD) == WRONG
+    assert password_attempt(idp, member.email, PASSWORD) == WRONG  # every name of the account
 
 
 def test_a_wrong_password_an_unknown_user_id_and_a_locked_account_look_alike(
@@ -96,11 +92,11 @@ def test_a_wrong_password_an_unknown_user_id_and_a_locked_account_look_alike(
 ) -> None:
     member, locked = idp.create_user(), idp.create_user()
     for _ in range(3):
-        _attempt(idp, locked.username, "wrong password")
+        password_attempt(idp, locked.username, "wrong password")
     assert (
-        _attempt(idp, member.username, "wrong password")
-        == _attempt(idp, "nobody-" + secrets.token_hex(4), "wrong password")
-        == _attempt(idp, locked.username, PASSWORD)
+        password_attempt(idp, member.username, "wrong password")
+        == password_attempt(idp, "nobody-" + secrets.token_hex(4), "wrong password")
+        == password_attempt(idp, locked.username, PASSWORD)
         == WRONG
     )
 
@@ -118,7 +114,7 @@ def test_a_passkey_still_signs_in_during_the_lock_and_is_notified(
     member = idp.create_user(email=f"{secrets.token_hex(5)}@example.com")
     phone = _passkey_of(idp, member.username)
     for _ in range(3):
-        _attempt(idp, member.username, "wrong password")
+        password_attempt(idp, member.username, "wrong password")
     browser = Browser(idp.url)
     token = csrf_token(browser.get("/login").text)
     headers = {"X-CSRFToken": token, "Content-Type": "application/json"}
@@ -142,7 +138,7 @@ def test_a_passkey_still_signs_in_during_the_lock_and_is_notified(
 def test_a_password_reset_lifts_the_lock(idp: LiveIdp, smtp: SmtpServer) -> None:
     member = idp.create_user(email=f"{secrets.token_hex(5)}@example.com")
     for _ in range(3):
-        _attempt(idp, member.username, "wrong password")
+        password_attempt(idp, member.username, "wrong password")
     browser = Browser(idp.url)
     form = browser.get("/recover/password")
     browser.post("/recover/password", {"csrf_token": csrf_token(form.text), "login": member.email})
@@ -153,7 +149,7 @@ def test_a_password_reset_lifts_the_lock(idp: LiveIdp, smtp: SmtpServer) -> None
         {"csrf_token": csrf_token(page.text), "password": "a fresh long passphrase"},
     )
 
-    assert _attempt(idp, member.username, "a fresh long passphrase") == "signed in"
+    assert password_attempt(idp, member.username, "a fresh long passphrase") == "signed in"
 
 
 def test_a_reused_refresh_token_mails_that_the_sign_in_was_ended(

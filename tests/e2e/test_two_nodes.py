@@ -20,7 +20,13 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.flows import introspect, sign_in, token_request
+from tests.support.flows import (
+    WRONG_PASSWORD,
+    introspect,
+    password_attempt,
+    sign_in,
+    token_request,
+)
 from tests.support.harness import (
     IDP,
     Backend,
@@ -33,7 +39,7 @@ from tests.support.harness import (
 from tests.support.receiver import LogoutReceiver
 
 PASSWORD = "correct horse 1"
-WRONG = "The user ID or password is incorrect."
+WRONG = WRONG_PASSWORD
 
 
 @pytest.fixture(scope="module")
@@ -110,20 +116,14 @@ def test_a_token_issued_by_node_a_is_introspected_and_revoked_through_node_b(
     assert introspect(a, shop, access)["active"] is False
 
 
-def _attempt(node: LiveIdp, login: str, password: str) -> str:
-    browser = Browser(node.url)
-    reply = browser.submit_login(browser.get("/login"), login, password)
-    return "signed in" if reply.status_code == 303 else WRONG if WRONG in reply.text else reply.text
-
-
 def test_failed_passwords_count_across_both_nodes(nodes: tuple[LiveIdp, LiveIdp]) -> None:
     a, b = nodes
     member = a.create_user()
     for node in (a, b, a, b):  # four failures, two on each node: the lock of this provider
-        assert _attempt(node, member.username, "wrong password") == WRONG
+        assert password_attempt(node, member.username, "wrong password") == WRONG
 
-    assert _attempt(a, member.username, PASSWORD) == WRONG
-    assert _attempt(b, member.username, PASSWORD) == WRONG
+    assert password_attempt(a, member.username, PASSWORD) == WRONG
+    assert password_attempt(b, member.username, PASSWORD) == WRONG
 
 
 def _kids(node: LiveIdp) -> set[str]:

@@ -155,3 +155,18 @@ def answer_step_up(
         if found:
             data[hidden] = found.group(1)
     return browser.post("/login/step-up", data)
+
+
+WRONG_PASSWORD = "The user ID or password is incorrect."
+"""The sign-in page's refusal of a wrong password (and of an unknown user)."""
+
+
+def password_attempt(idp: LiveIdp, login: str, password: str) -> str:
+    """One sign-in with a password from a fresh browser: ``"signed in"``, or
+    the words of the page's alert (its per-page tokens aside)."""
+    browser = Browser(idp.url)
+    reply = browser.submit_login(browser.get("/login"), login, password)
+    if reply.status_code == 303:
+        return "signed in"
+    alert = re.search(r'role="alert">([^<]*)<', reply.text)
+    return alert.group(1) if alert else f"{reply.status_code} {reply.text[:200]}"
