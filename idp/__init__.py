@@ -19,7 +19,7 @@ from pathlib import Path
 
 from flask import Flask, request
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from idp import clock, config, cookies, geo, headers, metrics, ratelimit, text_input
@@ -111,7 +111,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _blueprint_of_request(app: Flask) -> str | None:
     """The blueprint that serves this request's path -- also when routing
-    failed because of the method (a 405 belongs to the endpoint it names)."""
+    failed because of the method (a 405 belongs to the endpoint it names),
+    and for a path no route takes under the admin API's prefix (a program
+    asked: it gets JSON)."""
     if request.blueprint is not None:
         return request.blueprint
     failure = request.routing_exception
@@ -119,9 +121,14 @@ def _blueprint_of_request(app: Flask) -> str | None:
         adapter = app.url_map.bind_to_environ(request.environ)
         try:
             endpoint, _ = adapter.match(method=next(iter(failure.valid_methods)))
-        except (MethodNotAllowed, NotFound):
-            return None
-        return str(endpoint).rpartition(".")[0] or None
+        except HTTPException:  # also the redirect that merges doubled slashes
+            endpoint = None
+        if endpoint is not None:
+            return str(endpoint).rpartition(".")[0] or None
+    from idp.admin_api import PREFIX
+
+    if request.path == PREFIX or request.path.startswith(PREFIX + "/"):
+        return "admin_api"
     return None
 
 

@@ -18,9 +18,11 @@ from idp.errors import NotFoundError
 from idp.protocol.endpoints import bearer, json_response
 from idp.ratelimit import request_ip
 
-__all__ = ["install"]
+__all__ = ["PREFIX", "install"]
 
-bp = Blueprint("admin_api", __name__, url_prefix="/admin/api")
+PREFIX = "/admin/api"
+"""Every path under it is the API's: one no route takes is answered in JSON too."""
+bp = Blueprint("admin_api", __name__, url_prefix=PREFIX)
 
 
 @bp.before_request

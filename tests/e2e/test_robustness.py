@@ -191,6 +191,30 @@ def test_an_unknown_path_is_a_readable_404_page(live_idp: LiveIdp) -> None:
     assert 'role="alert"' in reply.text
 
 
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [("/admin/api/users/%2F..%2F/logout", "POST"), ("/admin/api/sessions/%2F%2Fx", "DELETE")],
+)
+def test_a_doubled_slash_at_a_route_of_another_method_is_a_405_never_a_500(
+    live_idp: LiveIdp, path: str, allowed: str
+) -> None:
+    """The error's renderer asks which route the path names with a method it
+    takes; for a doubled slash werkzeug answers that with a redirect to the
+    merged path, which the renderer did not expect: a 500 with no body."""
+    reply = requests.get(live_idp.url + path, timeout=5)
+
+    assert reply.status_code == 405
+    assert reply.json()["error"] == "invalid_request"
+    assert allowed in reply.headers["Allow"]
+
+
+def test_an_unknown_path_under_the_admin_api_is_a_json_404(live_idp: LiveIdp) -> None:
+    reply = requests.get(live_idp.url + "/admin/api/nothing-here", timeout=5)
+
+    assert reply.status_code == 404
+    assert reply.json()["error"] == "not_found"
+
+
 def test_idle_keep_alive_connections_do_not_starve_other_clients(live_idp: LiveIdp) -> None:
     """Browsers keep connections open between requests; a few hundred of them,
     idle, must not stop the server from answering anyone else."""
