@@ -147,8 +147,9 @@ def _install_error_rendering(
                 database.session.rollback()
         if unavailable(e):
             # One line, not a traceback per request for as long as it lasts.
-            app.logger.error("database unavailable: %s", str(e).splitlines()[0])
-            e = UnavailableError(detail=str(e).splitlines()[0])
+            why = str(e).splitlines()[0]
+            app.logger.error("database unavailable: %s", why)
+            e = UnavailableError(detail=why)
         if _blueprint_of_request(app) in JSON_BLUEPRINTS:
             return json_render(e)
         return page_render(e)

@@ -260,6 +260,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
         worker.run_forever(stop)
 
 
+def _first_line(e: SQLAlchemyError) -> str:
+    """The driver's own words, without SQLAlchemy's statement and links."""
+    return str(getattr(e, "orig", None) or e).splitlines()[0]
+
+
 def _wait_for_the_database(settings: Settings, stop: Any) -> None:
     """A worker started while the database does not answer (both restarted
     at once, the database still starting) waits for it instead of exiting:
@@ -277,8 +282,7 @@ def _wait_for_the_database(settings: Settings, stop: Any) -> None:
             if not unavailable(e):
                 raise
             if not said:
-                first_line = str(getattr(e, "orig", None) or e).splitlines()[0]
-                sys.stderr.write(f"idp: worker waiting for the database: {first_line}\n")
+                sys.stderr.write(f"idp: worker waiting for the database: {_first_line(e)}\n")
                 said = True
             stop.wait(2)
 
@@ -364,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except IdpError as e:
         fail(str(e))
     except SQLAlchemyError as e:
-        detail = str(getattr(e, "orig", None) or e).splitlines()[0]
+        detail = _first_line(e)
         fail(f"database ({settings.database.url.split('://')[0]}): {detail}")
     except OSError as e:
         fail(f"{e.strerror or e}: {e.filename or ''}".rstrip(": "))

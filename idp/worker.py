@@ -175,9 +175,10 @@ def run_forever(stop: threading.Event, *, poll_seconds: float = 0.5) -> None:
         except Exception as e:  # the database may be away for a moment: keep going
             if not unavailable(e):
                 log.exception("worker pass failed")
-            elif not database_away:  # one line per outage, not a traceback per pass
-                log.error("database unavailable: %s", str(e).splitlines()[0])
-            database_away = database_away or unavailable(e)
+            else:
+                if not database_away:  # one line per outage, not a traceback per pass
+                    log.error("database unavailable: %s", str(e).splitlines()[0])
+                database_away = True
             busy = 0
         else:
             if database_away:

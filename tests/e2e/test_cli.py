@@ -35,8 +35,13 @@ def live_idp_cli(live_idp: LiveIdp) -> tuple[LiveIdp, Path]:
     return live_idp, live_idp.config_path
 
 
+def _env() -> dict[str, str]:
+    """This environment without the caller's ``IDP_*`` settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+
+
 def _idp(config: Path | None, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    env = _env()
     argv = [IDP, *(["--config", str(config)] if config else []), *args]
     return subprocess.run(
         argv, input=stdin, capture_output=True, text=True, env=env, timeout=60, check=False
@@ -209,7 +214,7 @@ def test_an_argument_that_is_not_utf8_is_a_one_line_error(
 
 
 def test_a_password_on_stdin_that_is_not_utf8_is_a_one_line_error(config_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    env = _env()
     argv = [IDP, "--config", str(config_path), "users", "create", "--username", "ume"]
     done = subprocess.run(
         [*argv, "--email", "ume@example.com", "--password-stdin"],
@@ -234,7 +239,7 @@ def test_a_password_with_a_nul_character_is_refused(config_path: Path) -> None:
 
 
 def test_an_unsupported_database_is_a_one_line_error_without_its_password() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    env = _env()
     env["IDP_DATABASE_URL"] = "mysql://idp:hunter22@db.example/idp"
     done = subprocess.run(
         [IDP, "users", "show", "taro"],
@@ -253,7 +258,7 @@ def test_an_unsupported_database_is_a_one_line_error_without_its_password() -> N
 def test_a_relative_sqlite_path_is_the_working_directorys(tmp_path: Path, backend: Backend) -> None:
     if backend.kind != "sqlite":
         pytest.skip("a SQLite URL; checked on the SQLite run")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    env = _env()
     env["IDP_KEYS_DIR"] = str(tmp_path / "keys")
     create = ["users", "create", "--username", "hana", "--email", "hana@example.com"]
     for url in ("sqlite:///plain.sqlite3", "sqlite+pysqlite:///named.sqlite3"):
@@ -302,7 +307,7 @@ def test_a_worker_started_while_the_database_is_down_waits_for_it(
         pytest.skip("a database server that is down; checked on the PostgreSQL run")
     url = f"postgresql+psycopg://idp@127.0.0.1:{free_port()}/idp"  # nothing listens there
     make_settings(tmp_path, database_url=url, redis_url="", issuer="http://localhost:5996")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    env = _env()
     with subprocess.Popen(
         [IDP, "--config", str(tmp_path / "idp.toml"), "worker"],
         stderr=subprocess.PIPE,
