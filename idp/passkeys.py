@@ -30,9 +30,14 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import webauthn
+from cryptography.exceptions import UnsupportedAlgorithm
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select, update
 from webauthn.helpers import exceptions as webauthn_errors
+from webauthn.helpers.decode_credential_public_key import decode_credential_public_key
+from webauthn.helpers.decoded_public_key_to_cryptography import (
+    decoded_public_key_to_cryptography,
+)
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
     AuthenticatorTransport,
@@ -67,14 +72,17 @@ TIMEOUT_MS = 60_000
 MAX_PASSKEYS = 20
 
 _LIBRARY_ERRORS = (
-    webauthn_errors.InvalidRegistrationResponse,
-    webauthn_errors.InvalidAuthenticationResponse,
-    webauthn_errors.InvalidJSONStructure,
-    webauthn_errors.InvalidCBORData,
-    webauthn_errors.InvalidAuthenticatorDataStructure,
+    # Every error py_webauthn defines (a key without ``kty``, an unknown
+    # algorithm or curve, a bad certificate chain...), and what its parsers
+    # raise on structures of the wrong shape (a COSE key that is a string
+    # or a list, a number past its size) or cryptography on a key it cannot use.
+    webauthn_errors.WebAuthnException,
     ValueError,
-    KeyError,
+    LookupError,
     TypeError,
+    AttributeError,
+    ArithmeticError,
+    UnsupportedAlgorithm,
 )
 """What py_webauthn (and malformed input it parses) raises: our PasskeyError."""
 
@@ -225,6 +233,11 @@ def register(
             expected_origin=origins,
             require_user_verification=True,
         )
+        # A "none" attestation proves nothing about the key: one that is no
+        # key (a point off its curve) would be stored and fail every sign-in.
+        decoded_public_key_to_cryptography(
+            decode_credential_public_key(verified.credential_public_key)
+        )
     except _LIBRARY_ERRORS as e:
         _refuse(PasskeyError("The passkey could not be registered.", detail=str(e)), row.id)
     count = db.session.scalar(select(func.count()).where(Passkey.user_id == member.id)) or 0
@@ -235,17 +248,13 @@ def register(
     )
     if taken is not None:
         _refuse(PasskeyError("This passkey is already registered."), row.id)
-    transports = [
-        t for t in (credential.get("response", {}).get("transports") or []) if isinstance(t, str)
-    ]
-    valid = {t.value for t in AuthenticatorTransport}
     now = clock.now()
     passkey = Passkey(
         user_id=member.id,
         credential_id=verified.credential_id,
         public_key=verified.credential_public_key,
         sign_count=verified.sign_count,
-        transports=[t for t in transports if t in valid],
+        transports=_transports(credential),
         aaguid=str(verified.aaguid),
         backup_eligible=verified.credential_device_type == "multi_device",
         backed_up=verified.credential_backed_up,
@@ -356,6 +365,16 @@ def authenticate(
     passkey.last_used_at = clock.now()
     events.record("passkey.used", user_id=member.id, ip=ip, passkey_id=passkey.id, purpose=purpose)
     return member, row.qr_request_id
+
+
+def _transports(credential: dict[str, Any]) -> list[str]:
+    """The transports a browser reported for a new passkey (a hint for the
+    next sign-in): the known names in its list, anything else dropped."""
+    reported = credential["response"].get("transports")
+    if not isinstance(reported, list):
+        return []
+    valid = {t.value for t in AuthenticatorTransport}
+    return list(dict.fromkeys(t for t in reported if isinstance(t, str) and t in valid))
 
 
 def _user_handle_matches(credential: dict[str, Any], user_id: str) -> bool:

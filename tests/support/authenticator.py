@@ -23,7 +23,7 @@ import cbor2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-__all__ = ["SoftAuthenticator"]
+__all__ = ["SoftAuthenticator", "b64url", "unb64url"]
 
 _UP, _UV, _AT = 0x01, 0x04, 0x40
 
@@ -32,7 +32,7 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _unb64url(value: str) -> bytes:
+def unb64url(value: str) -> bytes:
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
@@ -59,7 +59,7 @@ class SoftAuthenticator:
 
     def create(self, options: dict[str, Any]) -> dict[str, Any]:
         """Answer registration options (the ``publicKey`` member)."""
-        self.user_handle = _unb64url(options["user"]["id"])
+        self.user_handle = unb64url(options["user"]["id"])
         numbers = self.key.public_key().public_numbers()
         cose_key = cbor2.dumps(
             {

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
+import cbor2
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from idp import accounts, events, passkeys, qr, runtime, sessions
 from idp.accounts import Member
 from idp.db import db
 from idp.errors import PasskeyError, QrError
 from idp.models import AuditEvent, Passkey
-from tests.support.authenticator import SoftAuthenticator
+from tests.support.authenticator import SoftAuthenticator, b64url, unb64url
 from tests.support.race import in_app, race
 
 
@@ -25,6 +27,7 @@ from tests.support.race import in_app, race
 class Person:
     member: Member
     phone: SoftAuthenticator
+    session_id: str
 
 
 @pytest.fixture
@@ -44,7 +47,7 @@ def person(app: Flask) -> Person:
     phone = SoftAuthenticator(rp_id=settings.rp_id, origin=settings.allowed_origins[0])
     options = passkeys.registration_options(member, session_id=session.id)
     passkeys.register(member, phone.create(options), session_id=session.id)
-    return Person(member=member, phone=phone)
+    return Person(member=member, phone=phone, session_id=session.id)
 
 
 def _kinds_without_user() -> list[str]:
@@ -111,6 +114,79 @@ def test_a_refused_assertion_leaves_its_challenge_spent(person: Person) -> None:
 
     with pytest.raises(PasskeyError, match="already used"):
         passkeys.authenticate(person.phone.get(options))
+
+
+def _new_answer(person: Person) -> dict[str, Any]:
+    """Another authenticator's answer to registration options of this person."""
+    settings = runtime.current().settings
+    options = passkeys.registration_options(person.member, session_id=person.session_id)
+    phone = SoftAuthenticator(rp_id=settings.rp_id, origin=settings.allowed_origins[0])
+    return phone.create(options)
+
+
+def _with_public_key(answer: dict[str, Any], key: object) -> dict[str, Any]:
+    """The answer with ``key`` CBOR-encoded in place of its credential public key."""
+    response = answer["response"]
+    attestation = cbor2.loads(unb64url(response["attestationObject"]))
+    auth_data = attestation["authData"]
+    # rpIdHash 32, flags 1, signCount 4, AAGUID 16, then the credential ID's length.
+    id_length = int.from_bytes(auth_data[53:55], "big")
+    attestation["authData"] = auth_data[: 55 + id_length] + cbor2.dumps(key)
+    response["attestationObject"] = b64url(cbor2.dumps(attestation))
+    return answer
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "a text string",
+        [1, 2, 3],
+        {3: -7},
+        {1: 0, 3: -7},
+        {1: 2, 3: -7, -1: 99},
+        {1: 2, 3: -65535},
+        {1: 2, 3: -7, -1: 1, -2: bytes(32), -3: bytes(32)},
+        {1: 3, 3: -257, -1: b"\x01", -2: b"\x03"},
+    ],
+    ids=[
+        "text",
+        "list",
+        "no-kty",
+        "zero-kty",
+        "unknown-curve",
+        "unknown-algorithm",
+        "point-off-the-curve",
+        "rsa-modulus-of-one",
+    ],
+)
+def test_a_new_passkey_whose_key_cannot_be_read_is_refused(person: Person, key: object) -> None:
+    """py_webauthn raises more than the errors its entry points name (an
+    IndexError for a key that is no map): each is a refusal, never a 500."""
+    answer = _with_public_key(_new_answer(person), key)
+
+    with pytest.raises(PasskeyError, match="could not be registered"):
+        passkeys.register(person.member, answer, session_id=person.session_id)
+    assert db.session.scalar(select(func.count()).select_from(Passkey)) == 1
+
+
+@pytest.mark.parametrize(
+    ("reported", "kept"),
+    [
+        (7, ()),
+        ("usb", ()),
+        ({"usb": 1}, ()),
+        (["usb", 5, "usb", "pigeon", "internal"], ("usb", "internal")),
+    ],
+)
+def test_a_new_passkey_keeps_only_the_transports_it_names_known(
+    person: Person, reported: object, kept: tuple[str, ...]
+) -> None:
+    answer = _new_answer(person)
+    answer["response"]["transports"] = reported
+
+    info = passkeys.register(person.member, answer, session_id=person.session_id)
+
+    assert info.transports == kept
 
 
 def _picked(person: Person) -> tuple[qr.Started, dict[str, object]]:
