@@ -19,6 +19,7 @@ from idp.sessions import SessionInfo
 __all__ = [
     "SignedIn",
     "client_ip",
+    "json_object",
     "page",
     "refusal",
     "safe_next",
@@ -78,6 +79,14 @@ def safe_next(value: str | None, default: str = "/account") -> str:
     if parts.scheme or parts.netloc:
         return default
     return value
+
+
+def json_object() -> dict[str, Any]:
+    """The JSON object the pages' scripts send; anything else (no body, a
+    list, a number, bytes that are no JSON) reads as an empty object, so a
+    view sees its fields missing and refuses, never an AttributeError."""
+    data = request.get_json(silent=True)
+    return data if isinstance(data, dict) else {}
 
 
 def refusal(message: str, status: int = 400, **extra: Any) -> Response:

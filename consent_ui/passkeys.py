@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from typing import Any
 
 from flask import jsonify, redirect, request
 from werkzeug.wrappers import Response
 
 from consent_ui import bp
 from consent_ui.account import require_signed_in
-from consent_ui.context import page, refusal, safe_next, settings, signed_in
+from consent_ui.context import json_object, page, refusal, safe_next, settings, signed_in
 from consent_ui.i18n import N_
 from consent_ui.signin import browser, set_signed_in
 from idp import clock, passkeys, runtime, signin
@@ -39,11 +38,6 @@ RECENT_SIGN_IN = dt.timedelta(minutes=5)
 _PASSKEY_ID = "int(max=2147483647)"
 
 
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    return data if isinstance(data, dict) else {}
-
-
 # --- sign-in ------------------------------------------------------------------------
 
 
@@ -56,7 +50,7 @@ def passkey_signin_options() -> Response:
 
 @bp.post("/login/passkey")
 def passkey_signin() -> Response:
-    body = _body()
+    body = json_object()
     credential = body.get("credential")
     if not isinstance(credential, dict):
         return refusal(N_("The passkey answer is missing."))
@@ -133,7 +127,7 @@ def passkey_register() -> Response:
         return refused
     me = signed_in()
     assert me is not None  # noqa: S101
-    body = _body()
+    body = json_object()
     credential = body.get("credential")
     if not isinstance(credential, dict):
         return refusal(N_("The passkey answer is missing."))

@@ -16,7 +16,15 @@ from flask import jsonify, request
 from werkzeug.wrappers import Response
 
 from consent_ui import bp
-from consent_ui.context import client_ip, page, refusal, safe_next, settings, signed_in
+from consent_ui.context import (
+    client_ip,
+    json_object,
+    page,
+    refusal,
+    safe_next,
+    settings,
+    signed_in,
+)
 from consent_ui.i18n import N_, language
 from consent_ui.signin import browser, set_signed_in
 from idp import devices, geo, interactions, qr, remote, signin
@@ -144,9 +152,7 @@ def qr_approve_page(token: str) -> Response:
 @bp.post("/qr/<token>/match")
 @limiter.limit(ceremony_limit, key_func=ceremony_key)
 def qr_match(token: str) -> Response:
-    number = str(
-        (request.get_json(silent=True) or {}).get("match") or request.form.get("match", "")
-    )
+    number = str(json_object().get("match") or request.form.get("match", ""))
     try:
         options = qr.pick(token, number, ip=client_ip())
     except QrError as e:
@@ -163,8 +169,7 @@ def qr_match(token: str) -> Response:
 @bp.post("/qr/<token>/approve")
 @limiter.limit(ceremony_limit, key_func=ceremony_key)
 def qr_approve(token: str) -> Response:
-    body = request.get_json(silent=True)
-    credential = body.get("credential") if isinstance(body, dict) else None
+    credential = json_object().get("credential")
     if not isinstance(credential, dict):
         return _json_error(N_("The passkey answer is missing."))
     try:

@@ -262,6 +262,27 @@ def signed_in_browser(live_idp: LiveIdp) -> Browser:
     return sign_in(live_idp).browser
 
 
+@pytest.mark.parametrize("body", [b"[1]", b'"match"', b"5", b"null"])
+def test_every_form_past_its_csrf_check_takes_json_that_is_no_object(
+    live_idp: LiveIdp, routes: list[tuple[str, frozenset[str]]], body: bytes
+) -> None:
+    """The pages' scripts send a JSON object; a JSON array, string or number
+    (a hand-made request, signed in and with the CSRF token) was a 500 at the
+    QR approval's number once."""
+    browser = sign_in(live_idp).browser
+    headers = {
+        "X-CSRFToken": csrf_token(browser.get("/account").text),
+        "Content-Type": "application/json",
+    }
+    for path, allowed in routes:
+        if "POST" not in allowed:
+            continue
+        reply = browser.http.post(
+            browser.base + path, data=body, headers=headers, allow_redirects=False, timeout=10
+        )
+        assert reply.status_code < 500, f"{body!r}: POST {path}: {reply.status_code}"
+
+
 @pytest.mark.parametrize("ended", ["\u00b2", "\u0663", "-1", "9" * 40, "x"])
 def test_the_sessions_page_takes_any_ended_count(signed_in_browser: Browser, ended: str) -> None:
     assert signed_in_browser.get("/account/sessions?ended=" + quote(ended)).status_code == 200
