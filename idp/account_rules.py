@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 
 from idp import clock, passwords
 from idp.errors import UsageError
 
-__all__ = ["GENDERS", "LANGUAGES", "MAX_NAME_LENGTH", "check_new", "clean_name", "validate_email"]
+__all__ = [
+    "EARLIEST_BIRTHDATE",
+    "GENDERS",
+    "LANGUAGES",
+    "MAX_NAME_LENGTH",
+    "check_new",
+    "clean_name",
+    "validate_email",
+]
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s.]{1,63}$|^[^@\s]{1,64}@localhost$")
@@ -23,6 +32,8 @@ LANGUAGES = ("en", "ja")
 GENDERS = ("female", "male", "other", "unspecified")
 """What registration offers; OIDC Core 5.1 allows any value (the CLI may set one)."""
 MAX_NAME_LENGTH = 200
+EARLIEST_BIRTHDATE = dt.date(1900, 1, 1)
+"""No member was born before it: an earlier date is a typing error."""
 
 
 def validate_email(email: str) -> str:
@@ -34,10 +45,14 @@ def validate_email(email: str) -> str:
 
 
 def clean_name(name: str) -> str:
-    """The display name with its runs of whitespace made one space."""
+    """The display name with its runs of whitespace made one space.  A
+    control character left after that (an ESC, a DEL) is refused: it would
+    reach the ID token, mail and the admin's terminal as it is."""
     cleaned = " ".join(name.split())
     if len(cleaned) > MAX_NAME_LENGTH:
         raise UsageError("The name must have at most 200 characters.")  # MAX_NAME_LENGTH
+    if any(unicodedata.category(c) == "Cc" for c in cleaned):
+        raise UsageError("The name must not contain control characters.")
     return cleaned
 
 
@@ -65,5 +80,7 @@ def check_new(
         raise UsageError("The gender must have 1-32 characters (e.g. female, male).")
     if birthdate is not None and birthdate > clock.now().date():
         raise UsageError("The birth date must not be in the future.")
+    if birthdate is not None and birthdate < EARLIEST_BIRTHDATE:
+        raise UsageError("The birth date must be 1900-01-01 or later.")  # EARLIEST_BIRTHDATE
     passwords.check_policy(password, username=username, email=email)
     return username, email, name

@@ -31,14 +31,12 @@ __all__ = [
 
 
 def parse_birthdate(value: str) -> dt.date:
-    """A ``YYYY-MM-DD`` date in the past; UsageError otherwise."""
+    """A ``YYYY-MM-DD`` date; UsageError otherwise.  Its range is
+    ``account_rules.check_new``'s, the same at the command line."""
     try:
-        birthdate = dt.date.fromisoformat(value.strip())
+        return dt.date.fromisoformat(value.strip())
     except ValueError:
         raise UsageError("Enter the birth date as YYYY-MM-DD.") from None
-    if birthdate.year < 1900:
-        raise UsageError("Enter the birth date as YYYY-MM-DD.")
-    return birthdate
 
 
 def _reset_page() -> str:
