@@ -2,10 +2,8 @@
 
 * Registration asks for a discoverable credential (``residentKey:
   required``) with user verification, so that sign-in needs no user ID.
-* Every challenge is random, stored only as its SHA-256, single use and
-  short-lived; a response is matched to its challenge through the
-  challenge echoed in ``clientDataJSON``, so nothing needs to be kept in
-  the browser between the two requests.
+* Every ceremony answers a challenge of ``idp.webauthn_challenges``:
+  random, stored hashed, single use, short-lived.
 * The relying-party ID and the allowed origins come from the settings
   (``passkeys.rp_id``, ``passkeys.origins``), never from the request.
 * The signature is verified before anything is said about the account: an
@@ -21,18 +19,16 @@ that wraps the library (as warehouse's ``utils/webauthn.py`` does).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
-import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import webauthn
 from cryptography.exceptions import UnsupportedAlgorithm
-from sqlalchemy import delete as sql_delete
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
+from webauthn.helpers import base64url_to_bytes
 from webauthn.helpers import exceptions as webauthn_errors
 from webauthn.helpers.decode_credential_public_key import decode_credential_public_key
 from webauthn.helpers.decoded_public_key_to_cryptography import (
@@ -46,15 +42,14 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from idp import accounts, clock, events, runtime
+from idp import accounts, clock, events, runtime, webauthn_challenges
 from idp.accounts import Member
-from idp.db import db, refuse, rowcount, secret_hash, service
+from idp.db import db, refuse, service
 from idp.errors import NotFoundError, PasskeyError, UsageError
-from idp.models import Passkey, WebauthnChallenge
+from idp.models import Passkey
 
 __all__ = [
     "AMR",
-    "CHALLENGE_TTL",
     "PasskeyInfo",
     "authenticate",
     "authentication_options",
@@ -67,7 +62,6 @@ __all__ = [
 
 AMR = ["hwk", "user"]
 """A passkey proves possession of a key (hwk) and user verification (user)."""
-CHALLENGE_TTL = dt.timedelta(seconds=120)
 TIMEOUT_MS = 60_000
 MAX_PASSKEYS = 20
 
@@ -108,82 +102,17 @@ def _info(row: Passkey) -> PasskeyInfo:
     )
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _new_challenge(
-    purpose: str,
-    *,
-    user_id: str | None = None,
-    session_id: str | None = None,
-    qr_request_id: int | None = None,
-) -> bytes:
-    challenge = secrets.token_bytes(32)
-    now = clock.now()
-    db.session.add(
-        WebauthnChallenge(
-            challenge_hash=secret_hash(_b64url(challenge)),
-            purpose=purpose,
-            user_id=user_id,
-            session_id=session_id,
-            qr_request_id=qr_request_id,
-            created_at=now,
-            expires_at=now + CHALLENGE_TTL,
-        )
-    )
-    return challenge
-
-
-def _spend_challenge(credential: dict[str, Any], purpose: str) -> tuple[bytes, WebauthnChallenge]:
-    """The challenge this response answers, spent now; else PasskeyError."""
-    try:
-        client_data = json.loads(
-            base64.urlsafe_b64decode(_pad(credential["response"]["clientDataJSON"]))
-        )
-        echoed = str(client_data["challenge"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise PasskeyError("The passkey answer could not be read.", detail=str(e)) from e
-    row = db.session.scalar(
-        select(WebauthnChallenge).where(WebauthnChallenge.challenge_hash == secret_hash(echoed))
-    )
-    now = clock.now()
-    if row is None or row.purpose != purpose:
-        raise PasskeyError("This passkey request is unknown. Try again.")
-    if row.used_at is not None:
-        raise PasskeyError("This passkey request was already used. Try again.")
-    if row.expires_at <= now:
-        raise PasskeyError("This passkey request has expired. Try again.")
-    if not _mark_spent(row.id):
-        raise PasskeyError("This passkey request was already used. Try again.")
-    return base64.urlsafe_b64decode(_pad(echoed)), row
-
-
-def _mark_spent(challenge_id: int) -> bool:
-    """Spend a challenge: a conditional update, True for the one winner."""
-    spent = db.session.execute(
-        update(WebauthnChallenge)
-        .where(WebauthnChallenge.id == challenge_id, WebauthnChallenge.used_at.is_(None))
-        .values(used_at=clock.now())
-    )
-    return rowcount(spent) == 1
-
-
 def _refuse(
     error: PasskeyError, challenge_id: int, event: str | None = None, **fields: Any
 ) -> NoReturn:
     """Refuse a ceremony: its challenge stays spent, and ``event`` is recorded."""
 
     def record() -> None:
-        _mark_spent(challenge_id)
+        webauthn_challenges.mark_spent(challenge_id)
         if event is not None:
             events.record(event, **fields)
 
     refuse(error, record=record)
-
-
-def _pad(value: str) -> str:
-    return value + "=" * (-len(value) % 4)
 
 
 def _rp() -> tuple[str, list[str]]:
@@ -204,7 +133,7 @@ def registration_options(member: Member, *, session_id: str) -> dict[str, Any]:
         user_id=uuid.UUID(member.id).bytes,
         user_name=member.username,
         user_display_name=member.name or member.username,
-        challenge=_new_challenge("register", user_id=member.id, session_id=session_id),
+        challenge=webauthn_challenges.issue("register", user_id=member.id, session_id=session_id),
         timeout=TIMEOUT_MS,
         authenticator_selection=AuthenticatorSelectionCriteria(
             resident_key=ResidentKeyRequirement.REQUIRED,
@@ -222,7 +151,7 @@ def register(
 ) -> PasskeyInfo:
     """Verify a new passkey and store it.  Raises PasskeyError."""
     rp_id, origins = _rp()
-    challenge, row = _spend_challenge(credential, "register")
+    challenge, row = webauthn_challenges.spend(credential, "register")
     if row.user_id != member.id or row.session_id != session_id:
         _refuse(PasskeyError("This passkey request belongs to another sign-in. Try again."), row.id)
     try:
@@ -276,7 +205,7 @@ def authentication_options(
     rp_id, _ = _rp()
     options = webauthn.generate_authentication_options(
         rp_id=rp_id,
-        challenge=_new_challenge(purpose, qr_request_id=qr_request_id),
+        challenge=webauthn_challenges.issue(purpose, qr_request_id=qr_request_id),
         timeout=TIMEOUT_MS,
         user_verification=UserVerificationRequirement.REQUIRED,
     )
@@ -292,10 +221,10 @@ def authenticate(
     challenge was made for).  Raises PasskeyError with a message a person
     can read, after recording why (the request's other work is dropped)."""
     rp_id, origins = _rp()
-    challenge, row = _spend_challenge(credential, purpose)
+    challenge, row = webauthn_challenges.spend(credential, purpose)
     raw_id = credential.get("rawId") or credential.get("id") or ""
     try:
-        credential_id = base64.urlsafe_b64decode(_pad(str(raw_id)))
+        credential_id = base64url_to_bytes(str(raw_id))
     except ValueError:
         credential_id = b""
     passkey = db.session.scalar(select(Passkey).where(Passkey.credential_id == credential_id))
@@ -384,7 +313,7 @@ def _user_handle_matches(credential: dict[str, Any], user_id: str) -> bool:
     if not handle:
         return True
     try:
-        return base64.urlsafe_b64decode(_pad(str(handle))) == uuid.UUID(user_id).bytes
+        return base64url_to_bytes(str(handle)) == uuid.UUID(user_id).bytes
     except (ValueError, TypeError):
         return False
 
@@ -423,8 +352,3 @@ def delete(user_id: str, passkey_id: int) -> None:
     row = _own(user_id, passkey_id)
     db.session.delete(row)
     events.record("passkey.deleted", user_id=user_id, passkey_id=passkey_id, name=row.name)
-
-
-def purge_expired(now: dt.datetime) -> None:
-    """Delete challenges past their expiry (joins the caller's transaction)."""
-    db.session.execute(sql_delete(WebauthnChallenge).where(WebauthnChallenge.expires_at < now))

@@ -30,13 +30,13 @@ from idp import (
     links,
     mail,
     outbox,
-    passkeys,
     qr,
     recovery,
     runtime,
     security_events,
     sessions,
     tokens,
+    webauthn_challenges,
 )
 from idp.db import db, service, unavailable
 from idp.errors import DeliveryFailedError
@@ -139,7 +139,7 @@ def purge_expired() -> None:
     codes.purge_expired(now)
     interactions.purge_expired(now)
     tokens.purge_expired(now)
-    passkeys.purge_expired(now)
+    webauthn_challenges.purge_expired(now)
     qr.purge_expired(now)
     links.purge_expired(now)
     sessions.purge_ended(now - KEEP_ENDED_SESSIONS)
