@@ -23,31 +23,28 @@ another browser, holding only the uid, is asked to sign in first.
 from __future__ import annotations
 
 import datetime as dt
-import json
-from dataclasses import asdict, dataclass
-from typing import Any
-from urllib.parse import urlencode
+from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
 
 from idp import (
     accounts,
+    acr,
     clients,
     clock,
     codes,
     consents,
     events,
     runtime,
-    sessions,
     step_up,
 )
+from idp.authorization_requests import AuthorizationRequest, error_redirect, to_client
 from idp.clients import RelyingParty
 from idp.db import db, new_secret, refuse, rowcount, secret_hash, service
 from idp.errors import (
     AccessDeniedError,
     InteractionError,
     NotFoundError,
-    OAuthError,
     StepUpRefusedError,
 )
 from idp.models import Interaction
@@ -55,13 +52,10 @@ from idp.prompts import NextStep, Situation, Step, decide, silent_failure
 from idp.sessions import SessionInfo
 
 __all__ = [
-    "AuthorizationRequest",
     "Next",
     "Pending",
     "Step",
     "abort",
-    "client_redirect",
-    "error_redirect",
     "finish_consent",
     "finish_login",
     "finish_step_up",
@@ -74,36 +68,6 @@ __all__ = [
 ]
 
 _STEP_PAGES = {Step.LOGIN: "/login", Step.STEP_UP: "/login/step-up", Step.CONSENT: "/consent"}
-
-
-@dataclass(frozen=True, slots=True)
-class AuthorizationRequest:
-    """An authorization request the protocol layer has validated: the client
-    exists, the redirect URI is registered exactly, scope and PKCE are valid."""
-
-    client_id: str
-    redirect_uri: str
-    scope: str
-    state: str | None = None
-    nonce: str | None = None
-    code_challenge: str | None = None
-    code_challenge_method: str | None = None
-    prompts: frozenset[str] = frozenset()
-    max_age: int | None = None
-    login_hint: str = ""
-    acr_values: tuple[str, ...] = ()
-
-    def to_json(self) -> str:
-        data = asdict(self)
-        data["prompts"] = sorted(self.prompts)
-        return json.dumps(data, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> AuthorizationRequest:
-        data: dict[str, Any] = json.loads(text)
-        data["prompts"] = frozenset(data.get("prompts") or ())
-        data["acr_values"] = tuple(data.get("acr_values") or ())
-        return cls(**data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,25 +97,6 @@ def _step_url(uid: str, step: Step) -> str:
     return settings.url(f"{_STEP_PAGES[step]}?interaction={uid}")
 
 
-def client_redirect(redirect_uri: str, state: str | None, params: dict[str, str]) -> str:
-    """A verified redirect URI with the response, ``state`` and RFC 9207's ``iss``."""
-    params = dict(params)
-    if state:
-        params["state"] = state
-    params["iss"] = runtime.current().settings.server.issuer
-    sep = "&" if "?" in redirect_uri else "?"
-    return redirect_uri + sep + urlencode(params)
-
-
-def _to_client(request: AuthorizationRequest, params: dict[str, str]) -> str:
-    return client_redirect(request.redirect_uri, request.state, params)
-
-
-def error_redirect(request: AuthorizationRequest, error: OAuthError) -> OAuthError:
-    """``error`` addressed to the request's verified redirect URI."""
-    return error.with_redirect(request.redirect_uri, request.state)
-
-
 def step_up_reasons(request: AuthorizationRequest, session: SessionInfo | None) -> tuple[str, ...]:
     """Why this request needs a step-up of the session: the risk rules held
     its sign-in (``idp.step_up`` has their reasons), or the client asked for
@@ -160,7 +105,7 @@ def step_up_reasons(request: AuthorizationRequest, session: SessionInfo | None) 
         return ()
     if session.held:
         return step_up.reasons_of(session.id) or ("held",)
-    if session.acr != sessions.ACR_STRONG and sessions.ACR_STRONG in request.acr_values:
+    if session.acr != acr.STRONG and acr.STRONG in request.acr_values:
         return ("acr_values",)
     return ()
 
@@ -256,7 +201,7 @@ def _issue_code(request: AuthorizationRequest, session: SessionInfo) -> str:
         code_challenge=request.code_challenge,
         code_challenge_method=request.code_challenge_method,
     )
-    return _to_client(request, {"code": code})
+    return to_client(request, {"code": code})
 
 
 def _row(uid: str) -> Interaction:
@@ -440,7 +385,7 @@ def resume(uid: str, *, session: SessionInfo | None) -> str:
     request = AuthorizationRequest.from_json(row.params)
     if row.error:
         error = AccessDeniedError("The person did not allow the request.")
-        return _to_client(request, error.to_json())
+        return to_client(request, error.to_json())
     bound = _bound(row, session)
     assert bound is not None  # noqa: S101 - decide() asks for login without a bound session
     return _issue_code(request, bound)

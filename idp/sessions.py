@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, delete, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from idp import clock, devices, events, geo, runtime
+from idp import acr, clock, devices, events, geo, runtime
 from idp.config import SessionSettings
 from idp.db import AnyRow, db, new_identifier, new_secret, secret_hash, service
 from idp.errors import NotFoundError
@@ -41,11 +41,8 @@ from idp.models import RefreshToken, SessionClient, SignInSession
 from idp.prepared import read_in_transaction, write
 
 __all__ = [
-    "ACR_VALUES",
-    "STRONG_FACTORS",
     "SessionInfo",
     "StartedSession",
-    "acr_for",
     "add_factors",
     "countries_active_since",
     "device_forced_out_since",
@@ -61,20 +58,6 @@ __all__ = [
 ]
 
 TOUCH_EVERY = dt.timedelta(seconds=60)
-
-ACR_SINGLE_FACTOR = "urn:idp:acr:1"
-"""One factor: a password."""
-ACR_STRONG = "urn:idp:acr:2"
-"""Phishing-resistant or multi-factor: a passkey, or a password plus a one-time code."""
-ACR_VALUES = (ACR_SINGLE_FACTOR, ACR_STRONG)
-STRONG_FACTORS = frozenset({"hwk", "otp"})
-"""Proofs beyond a password: a passkey (on this device or the phone that
-approved a QR sign-in) or a one-time code."""
-
-
-def acr_for(amr: list[str]) -> str:
-    """The assurance level a set of authentication methods reaches."""
-    return ACR_STRONG if {"hwk", "mfa"} & set(amr) else ACR_SINGLE_FACTOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +221,8 @@ def start(
     row.remember = remember
     row.auth_time = now
     row.amr = list(amr)
-    row.acr = acr_for(amr)
-    row.strong_auth_at = now if STRONG_FACTORS & set(amr) else None
+    row.acr = acr.for_methods(amr)
+    row.strong_auth_at = now if acr.STRONG_FACTORS & set(amr) else None
     row.last_seen_at = now
     row.held = held
     row.expires_at = _expiry(row, now, policy)
@@ -271,8 +254,8 @@ def add_factors(session_id: str, factors: list[str]) -> SessionInfo:
     amr = list(row.amr)
     amr += [f for f in factors if f not in amr]
     row.amr = amr
-    row.acr = acr_for(amr)
-    if STRONG_FACTORS & set(factors):
+    row.acr = acr.for_methods(amr)
+    if acr.STRONG_FACTORS & set(factors):
         row.strong_auth_at = clock.now()
     if row.held:
         row.held = False

@@ -16,6 +16,7 @@ from flask import Blueprint, redirect, request
 from werkzeug.wrappers import Response
 
 from idp import cookies, errors, interactions, runtime
+from idp.authorization_requests import client_redirect, error_redirect
 from idp.errors import AuthorizationPageError, OAuthError
 from idp.protocol.server import validate_authorization
 
@@ -35,7 +36,7 @@ def reject_repeated(values: Any, names: tuple[str, ...] | None = None) -> None:
 
 def _answer(e: OAuthError) -> Response:
     if e.redirect_uri and e.redirectable:
-        return redirect(interactions.client_redirect(e.redirect_uri, e.state, e.to_json()), 303)
+        return redirect(client_redirect(e.redirect_uri, e.state, e.to_json()), 303)
     raise AuthorizationPageError(e)
 
 
@@ -57,7 +58,7 @@ def authorize() -> Response:
         target = interactions.start(validated, session=session)
     except OAuthError as e:
         if e.redirect_uri is None:
-            e = interactions.error_redirect(validated, e)
+            e = error_redirect(validated, e)
         return _answer(e)
     return redirect(target, 303)
 

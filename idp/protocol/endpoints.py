@@ -25,7 +25,7 @@ from flask import Blueprint, Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from idp import accounts, errors, introspection, runtime, sessions
+from idp import accounts, acr, errors, introspection, runtime
 from idp.errors import OAuthError, RateLimitedError, UnavailableError
 from idp.protocol.authorization import reject_repeated
 from idp.protocol.documents import PublishedDocuments
@@ -84,7 +84,7 @@ def discovery_document(issuer: str) -> dict[str, Any]:
         ],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent"],
-        "acr_values_supported": list(sessions.ACR_VALUES),
+        "acr_values_supported": list(acr.VALUES),
         "claims_supported": [
             "sub",
             "iss",

@@ -24,8 +24,8 @@ from flask import Flask, Request, current_app
 from flask import request as flask_request
 
 from idp import bearer_tokens, clients, errors, runtime, tokens
+from idp.authorization_requests import AuthorizationRequest
 from idp.clients import RelyingParty
-from idp.interactions import AuthorizationRequest
 from idp.prompts import parse_max_age, parse_prompt
 from idp.protocol.grants import (
     AuthorizationCodeGrant,
