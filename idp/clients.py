@@ -22,6 +22,7 @@ import re
 import secrets
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -164,6 +165,9 @@ def create(
     name = name.strip()
     if not name or len(name) > 200:
         raise UsageError("name must be 1-200 characters")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        # The consent page and the admin's terminal show it as it is.
+        raise UsageError("name must not contain control characters")
     grants = list(dict.fromkeys(grant_types or ["authorization_code", "refresh_token"]))
     if admin and "client_credentials" not in grants:
         grants.append("client_credentials")

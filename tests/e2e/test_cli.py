@@ -152,6 +152,7 @@ LONG_URI = "https://shop.example/" + "a" * 481  # 501 characters: one past the c
         ),
         ("users", "show", "nobody"),
         ("clients", "create", "--name", "Shop", "--redirect-uri", "http://shop.example/cb"),
+        ("clients", "create", "--name", "Shop\x07", "--redirect-uri", "https://shop.example/cb"),
         (
             "clients",
             "create",
@@ -185,6 +186,7 @@ LONG_URI = "https://shop.example/" + "a" * 481  # 501 characters: one past the c
         "escape-in-name",
         "unknown-user",
         "http-redirect",
+        "bell-in-client-name",
         "bad-grant",
         "unknown-command",
         "bad-port",
