@@ -278,6 +278,17 @@
       show(errorBox, messages[state] || t("requestUnusable", "This sign-in request cannot be used."));
     };
     setTimeout(poll, POLL_MS);
+    // The code is a link so that its context menu copies the URL; a click here
+    // would leave the page that waits for the phone, so it selects the URL instead.
+    const link = document.getElementById("qr-link");
+    const urlField = document.getElementById("qr-url");
+    if (link && urlField) {
+      link.addEventListener("click", (event) => {
+        event.preventDefault();
+        urlField.focus();
+        urlField.select();
+      });
+    }
   };
 
   // --- QR: the registered device that approves -----------------------------------------

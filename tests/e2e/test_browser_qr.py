@@ -138,6 +138,30 @@ def test_the_qr_image_encodes_the_link_shown_beside_it(
     assert shown.match_code.isdigit()
 
 
+def test_the_qr_image_is_a_link_to_copy_that_a_click_does_not_follow(
+    live_idp: LiveIdp, open_device: Callable[[], Page]
+) -> None:
+    """The membership help page: right-click the code (long-press on a phone)
+    and copy its URL.  A click on this device stays on the waiting page and
+    selects the URL beside the code instead."""
+    pc = open_device()
+    shown = _show_code(pc, live_idp)
+    link = pc.locator("a#qr-link")
+
+    assert link.get_attribute("href") == shown.link
+    assert link.locator("svg#qr-code").count() == 1
+
+    pc.locator("#qr-code").click()
+
+    assert pc.url == live_idp.url + "/login/qr"
+    selected = pc.evaluate(
+        "() => { const f = document.activeElement;"
+        " return [f.id, f.value.slice(f.selectionStart, f.selectionEnd)]; }"
+    )
+    assert selected == ["qr-url", shown.link]
+    expect(pc.locator("#qr-status")).to_have_attribute("data-state", "pending")
+
+
 def test_easy_login_without_a_passkey_device_shows_the_qr_sign_in(
     live_idp: LiveIdp, open_device: Callable[[], Page]
 ) -> None:
