@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from idp import clock, config, cookies, geo, headers, metrics, ratelimit, text_input
+from idp import clock, config, cookies, geo, headers, health, metrics, ratelimit, text_input
 from idp.config import Settings
 from idp.csrf import protection as csrf
 from idp.db import absolute_url, configure_engine, unavailable
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     headers.install(app)
     cookies.install(app, settings)
     metrics.install(app)
+    health.install(app)
 
     from idp import admin_api
     from idp.protocol import endpoints

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, Row, Text, TypeDecorator, event
+from sqlalchemy import DateTime, MetaData, Row, Text, TypeDecorator, event, text
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -55,6 +55,7 @@ __all__ = [
     "JsonList",
     "UtcDateTime",
     "absolute_url",
+    "answers",
     "configure_engine",
     "db",
     "json_object",
@@ -218,6 +219,20 @@ def unavailable(e: BaseException) -> bool:
     import psycopg
 
     return isinstance(driver_error, psycopg.OperationalError)
+
+
+def answers() -> bool:
+    """Whether the database answers a trivial statement now, on a pooled
+    connection (a health check); a wrong statement is not "no answer" and
+    raises."""
+    try:
+        with db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as e:
+        if unavailable(e):
+            return False
+        raise
+    return True
 
 
 IDLE_PING_SECONDS = 5.0

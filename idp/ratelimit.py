@@ -161,6 +161,15 @@ class Failures:
         if (retry := self.count(rate, *keys)) is not None:
             raise RateLimitedError(retry_after_seconds=retry)
 
+    def shared_state(self) -> str:
+        """``ok`` when the shared store (Redis) answers now, ``unavailable``
+        when it does not (this process counts alone meanwhile), ``none``
+        when there is none (``redis.url`` unset)."""
+        storage = self.shared.storage
+        if isinstance(storage, MemoryStorage):
+            return "none"
+        return "ok" if storage.check() else "unavailable"
+
     # The moving window's own operations, for counters kept past a rate
     # limit's refusal (``idp.risk``'s lock after failed passwords).
 

@@ -32,6 +32,9 @@ def test_a_database_that_is_gone_is_a_503_with_retry_after(
             client = idp.create_client()
             signed = sign_in(idp, client=client)
             bearer = {"Authorization": f"Bearer {signed.tokens['access_token']}"}
+            ready = requests.get(idp.url + "/health/ready", timeout=10)
+            assert ready.status_code == 200
+            assert ready.json() == {"status": "ok", "database": "ok", "redis": "none"}
             os.killpg(pg.process_group, signal.SIGKILL)
             # The signal is sent, not yet acted on: a backend still alive a
             # moment longer answers.  From when one request meets it gone:
@@ -52,6 +55,8 @@ def test_a_database_that_is_gone_is_a_503_with_retry_after(
             )
             account = signed.browser.get("/account")
             discovery = requests.get(idp.url + "/.well-known/openid-configuration", timeout=10)
+            ready = requests.get(idp.url + "/health/ready", timeout=10)
+            live = requests.get(idp.url + "/health/live", timeout=10)
 
             for reply in (userinfo, refreshed):
                 assert reply.status_code == 503
@@ -62,6 +67,15 @@ def test_a_database_that_is_gone_is_a_503_with_retry_after(
             assert 'role="alert"' in account.text
             assert "unavailable for a moment" in account.text
             assert discovery.status_code == 200
+            # Out of the load balancer's rotation, but not restarted.
+            assert ready.status_code == 503
+            assert ready.headers["Retry-After"] == "5"
+            assert ready.json() == {
+                "status": "unavailable",
+                "database": "unavailable",
+                "redis": "none",
+            }
+            assert live.status_code == 200
             # The outbox worker beside the server says so too, in one line,
             # whether it was running or still starting (then it waits).
             eventually(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 
 from tests.support.flows import WRONG_PASSWORD, password_attempt
 from tests.support.harness import Backend, Browser, LiveIdp, eventually, start_live_idp
@@ -42,6 +43,11 @@ def _shared_keys(shared: RedisServer) -> list[bytes]:
     return list(redis.Redis.from_url(shared.url).scan_iter("idp-failures*"))
 
 
+def _readiness(idp: LiveIdp) -> tuple[int, dict[str, str]]:
+    reply = requests.get(idp.url + "/health/ready", timeout=10)
+    return reply.status_code, reply.json()
+
+
 def test_while_redis_does_not_answer_sign_in_works_and_failures_are_still_limited(
     outage: tuple[LiveIdp, RedisServer],
 ) -> None:
@@ -60,6 +66,8 @@ def test_while_redis_does_not_answer_sign_in_works_and_failures_are_still_limite
         assert ceremony.status_code == 200, ceremony.text[:300]
         assert 'id="qr-code"' in ceremony.text
         assert "Redis does not answer" in idp.log()
+        # Still ready: without Redis a node serves, counting alone.
+        assert _readiness(idp) == (200, {"status": "ok", "database": "ok", "redis": "unavailable"})
     finally:
         shared.resume()
 
@@ -72,4 +80,5 @@ def test_while_redis_does_not_answer_sign_in_works_and_failures_are_still_limite
 
     eventually(counted_in_redis_again, timeout=40, interval=2)
     assert "Redis answers again" in idp.log()
+    assert _readiness(idp) == (200, {"status": "ok", "database": "ok", "redis": "ok"})
     assert "Traceback" not in idp.log()
