@@ -31,6 +31,7 @@ from idp.errors import IdpError, UnavailableError
 from idp.keys import keyring_for
 from idp.request_bodies import DrainedBodies
 from idp.runtime import EXTENSION, Runtime
+from idp.sealing import Sealer, load_data_key
 
 __all__ = ["create_app", "keyring_for"]
 
@@ -80,7 +81,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         WTF_CSRF_HEADERS=["X-CSRFToken"],
         JSON_SORT_KEYS=False,
     )
-    app.extensions[EXTENSION] = Runtime(settings=settings, keys=keyring_for(settings))
+    app.extensions[EXTENSION] = Runtime(
+        settings=settings,
+        keys=keyring_for(settings),
+        sealer=Sealer(load_data_key(settings.keys.dir)),
+    )
     database.init_app(app)
     text_input.install(app)  # first: no other hook reads a NUL
     csrf.init_app(app)

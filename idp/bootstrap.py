@@ -16,12 +16,13 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from idp import accounts, clients, schema
+from idp import accounts, clients, otp, schema
 from idp.config import Settings
+from idp.db import service
 from idp.errors import ConflictError
 from idp.keys import KeyRing
 
-__all__ = ["Demo", "ensure_demo", "init"]
+__all__ = ["Demo", "ensure_demo", "init", "seal_stored_secrets"]
 
 DEMO_USERNAME = "demo"
 DEMO_CALLBACK_PATH = "/demo/callback"
@@ -44,6 +45,13 @@ def init(settings: Settings, keys: KeyRing) -> bool:
     Returns True if a signing key was created."""
     schema.upgrade(settings.database.url)
     return keys.ensure()
+
+
+@service
+def seal_stored_secrets() -> int:
+    """Seal the TOTP seeds stored before sealing (``idp.sealing``); returns
+    how many.  Needs an application context; safe to repeat."""
+    return otp.seal_stored_seeds()
 
 
 def ensure_demo(settings: Settings) -> Demo | None:

@@ -48,10 +48,14 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> None:
     from idp.keys import keyring_for
 
     created = bootstrap.init(settings, keyring_for(settings))
+    with _app(settings):
+        sealed = bootstrap.seal_stored_secrets()
     _print(
         args,
-        {"database": "ready", "key_created": created},
-        "database ready" + ("; first signing key created" if created else ""),
+        {"database": "ready", "key_created": created, "totp_seeds_sealed": sealed},
+        "database ready"
+        + ("; first signing key created" if created else "")
+        + (f"; {sealed} TOTP seeds sealed under the data key" if sealed else ""),
     )
 
 

@@ -107,6 +107,11 @@ class ConfigError(IdpError):
     """The configuration cannot be used; start-up stops."""
 
 
+class SealedValueError(IdpError):
+    """A value sealed at rest (``idp.sealing``) that the data key cannot
+    open: altered, moved to another row, or sealed under another key."""
+
+
 class UsageError(IdpError):
     """A command-line argument or a form value is wrong."""
 

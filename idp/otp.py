@@ -15,8 +15,9 @@
   makes it.
 
 The TOTP secret itself must stay readable to compute codes, so it is the one
-credential stored as it is; a database thief who has it still needs the
-password (it is a second factor).
+credential not stored as a digest: it is sealed under the data key
+(``idp.sealing``), bound to its account, so the database alone gives no one
+a member's codes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import base64
 import datetime as dt
 import hmac
 import io
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -33,9 +35,9 @@ import qrcode
 import qrcode.image.svg
 from sqlalchemy import delete, select, update
 
-from idp import clock, events, runtime
+from idp import clock, events, runtime, sealing
 from idp.db import db, rowcount, secret_hash, service
-from idp.errors import OtpError, UsageError
+from idp.errors import OtpError, SealedValueError, UsageError
 from idp.models import RecoveryCode, TotpCredential
 
 __all__ = [
@@ -47,8 +49,11 @@ __all__ = [
     "new_mailed_code",
     "recovery_codes_left",
     "remove",
+    "seal_stored_seeds",
     "verify",
 ]
+
+log = logging.getLogger("idp.otp")
 
 RECOVERY_CODES = 10
 STEP_SECONDS = 30
@@ -90,7 +95,9 @@ def begin_setup(user_id: str, *, username: str) -> TotpSetup:
         raise UsageError("One-time codes are already on. Remove them first to set up anew.")
     secret = pyotp.random_base32()
     db.session.execute(delete(TotpCredential).where(TotpCredential.user_id == user_id))
-    db.session.add(TotpCredential(user_id=user_id, secret=secret, created_at=clock.now()))
+    db.session.add(
+        TotpCredential(user_id=user_id, secret=_seal(user_id, secret), created_at=clock.now())
+    )
     uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=_issuer_name())
     image = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, border=2, box_size=10)
     out = io.BytesIO()
@@ -99,10 +106,10 @@ def begin_setup(user_id: str, *, username: str) -> TotpSetup:
     return TotpSetup(secret=secret, uri=uri, svg=text[text.index("<svg") :])
 
 
-def _matching_step(secret: str, code: str, now: dt.datetime) -> int | None:
+def _matching_step(secret: str | None, code: str, now: dt.datetime) -> int | None:
     """The time step whose code ``code`` is (within the window), else None."""
     code = code.strip().replace(" ", "")
-    if len(code) != 6 or not code.isascii() or not code.isdigit():
+    if not secret or len(code) != 6 or not code.isascii() or not code.isdigit():
         return None
     totp = pyotp.TOTP(secret)
     current = int(now.timestamp()) // STEP_SECONDS
@@ -117,6 +124,36 @@ def _new_recovery_code() -> str:
     return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
 
 
+def _context(user_id: str) -> str:
+    return f"totp:{user_id}"
+
+
+def _seal(user_id: str, seed: str) -> str:
+    return runtime.current().sealer.seal(seed, context=_context(user_id))
+
+
+def _seed(row: TotpCredential) -> str | None:
+    """The row's seed, unsealed; None (no code matches: never a seed of
+    nothing, whose codes anyone can compute) when the data key cannot open
+    it, which is logged.  Recovery codes still work."""
+    try:
+        return runtime.current().sealer.unseal(row.secret, context=_context(row.user_id))
+    except SealedValueError:
+        log.error("the TOTP seed of %s cannot be unsealed with this data key", row.user_id)
+        return None
+
+
+def seal_stored_seeds() -> int:
+    """Seal the seeds stored before sealing (``idp init`` calls it; joins the
+    caller's transaction); returns how many."""
+    rows = db.session.scalars(
+        select(TotpCredential).where(~TotpCredential.secret.startswith(sealing.PREFIX))
+    ).all()
+    for row in rows:
+        row.secret = _seal(row.user_id, row.secret)
+    return len(rows)
+
+
 def _recovery_hash(code: str) -> bytes:
     return secret_hash(code.strip().lower().replace(" ", "").replace("-", ""))
 
@@ -128,7 +165,7 @@ def confirm_setup(user_id: str, code: str) -> list[str]:
     row = db.session.get(TotpCredential, user_id)
     if row is None or row.confirmed_at is not None:
         raise OtpError("Start the set-up again.")
-    step = _matching_step(row.secret, code, clock.now())
+    step = _matching_step(_seed(row), code, clock.now())
     if step is None:
         raise OtpError("That code is not right. Check the app's time and try again.")
     row.confirmed_at = clock.now()
@@ -146,7 +183,7 @@ def verify(user_id: str, answer: str) -> str | None:
     transaction (the step-up that it passes)."""
     row = db.session.get(TotpCredential, user_id)
     if row is not None and row.confirmed_at is not None:
-        step = _matching_step(row.secret, answer, clock.now())
+        step = _matching_step(_seed(row), answer, clock.now())
         if step is not None:
             won = db.session.execute(
                 update(TotpCredential)

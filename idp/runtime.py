@@ -1,4 +1,5 @@
-"""What the running application was built with: settings and signing keys.
+"""What the running application was built with: settings, signing keys and
+the data key that seals secrets at rest.
 
 ``create_app`` stores one :class:`Runtime` in ``app.extensions``; services
 that sign or need a setting ask :func:`current` instead of reading files or
@@ -12,6 +13,7 @@ from flask import current_app
 
 from idp.config import Settings
 from idp.keys import KeyRing
+from idp.sealing import Sealer
 
 __all__ = ["Runtime", "current"]
 
@@ -22,6 +24,7 @@ EXTENSION = "idp.runtime"
 class Runtime:
     settings: Settings
     keys: KeyRing
+    sealer: Sealer
 
 
 def current() -> Runtime:

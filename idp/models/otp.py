@@ -16,8 +16,9 @@ class TotpCredential(Base):
     user_id: Mapped[str] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
-    secret: Mapped[str] = mapped_column(String(64))
-    """The base32 seed: TOTP needs it to compute codes, so it cannot be hashed."""
+    secret: Mapped[str] = mapped_column(String(200))
+    """The base32 seed, sealed (``idp.sealing``): TOTP needs it to compute
+    codes, so it cannot be hashed."""
     created_at: Mapped[dt.datetime]
     confirmed_at: Mapped[dt.datetime | None]
     """None until a first code proved the person's app has it."""

@@ -9,13 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
-from idp import schema
-from idp.db import absolute_url
+from idp import config, schema
+from idp.db import absolute_url, configure_engine
+from idp.sealing import is_sealed
 from tests.support.flows import sign_in
 from tests.support.harness import IDP, Backend, LiveIdp, make_settings
 from tests.support.services import free_port
 from tests.unit.test_migrations import upgrade_to
+
+SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +69,49 @@ def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_init_is_safe_to_run_again(config_path: Path) -> None:
-    assert _json(_idp(config_path, "init", "--json")) == {"database": "ready", "key_created": False}
+    assert _json(_idp(config_path, "init", "--json")) == {
+        "database": "ready",
+        "key_created": False,
+        "totp_seeds_sealed": 0,
+    }
+
+
+def test_init_seals_the_totp_seeds_stored_before_sealing(config_path: Path) -> None:
+    """A release before 0011 kept TOTP seeds as they are; the migration
+    cannot seal them (the data key is not in the database), ``idp init``
+    does, after it migrates."""
+    created = _json(
+        _idp(
+            config_path,
+            *("users", "create", "--username", "seeded", "--email", "seeded@example.com"),
+            *("--password-stdin", "--json"),
+            stdin="a long passphrase\n",
+        )
+    )
+    url = absolute_url(config.load(config_path, {}).database.url)
+    engine = create_engine(url, **configure_engine(url))
+    insert = text(
+        "insert into totp_credentials (user_id, secret, created_at, confirmed_at)"
+        " values (:user, :seed, :now, :now)"
+    )
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                insert, {"user": created["id"], "seed": SEED, "now": "2026-12-07 00:00:00"}
+            )
+
+        assert _json(_idp(config_path, "init", "--json"))["totp_seeds_sealed"] == 1
+        assert _json(_idp(config_path, "init", "--json"))["totp_seeds_sealed"] == 0
+
+        with engine.connect() as connection:
+            stored = connection.execute(
+                text("select secret from totp_credentials where user_id = :user"),
+                {"user": created["id"]},
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert is_sealed(stored)
+    assert SEED not in stored
 
 
 def test_users_create_prints_the_id_and_username(config_path: Path) -> None:

@@ -28,7 +28,7 @@ def test_upgrade_head_then_alembic_check_finds_no_difference(backend: Backend) -
     finally:
         engine.dispose()
     assert {"users", "clients", "signin_sessions", "refresh_tokens", "access_tokens"} <= tables
-    assert schema.current_revision(url) == "0010"
+    assert schema.current_revision(url) == "0011"
 
 
 def test_the_token_tables_leave_room_for_their_updates_on_postgresql(backend: Backend) -> None:
