@@ -75,7 +75,8 @@ class RedisSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeySettings:
     dir: str = "keys"
-    """Where signing keys live (private keys are created 0600)."""
+    """Where signing keys live (private keys are created 0600), and the data
+    key that seals TOTP seeds at rest (``idp.sealing``)."""
     algorithm: str = "RS256"
     """Algorithm of newly created keys: RS256 or ES256."""
 
