@@ -44,11 +44,11 @@ def install(app: Flask) -> None:
     @app.get("/health/ready")
     def ready() -> Response:
         database_state = "ok" if database.answers() else "unavailable"
-        ready = database_state == "ok"
+        serving = database_state == "ok"
         return _answer(
-            200 if ready else 503,
+            200 if serving else 503,
             {
-                "status": "ok" if ready else "unavailable",
+                "status": "ok" if serving else "unavailable",
                 "database": database_state,
                 "redis": failures().shared_state(),
             },
