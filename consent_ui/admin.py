@@ -19,7 +19,18 @@ from consent_ui import bp
 from consent_ui.account import local_time, require_signed_in, session_row
 from consent_ui.context import SignedIn, client_ip, page, settings, signed_in
 from consent_ui.i18n import language
-from idp import accounts, clock, devices, events, forced_logout, geo, passkeys, sessions, step_up
+from idp import (
+    accounts,
+    clock,
+    devices,
+    events,
+    forced_logout,
+    geo,
+    members,
+    passkeys,
+    sessions,
+    step_up,
+)
 from idp.errors import NotFoundError
 
 FRESH = dt.timedelta(minutes=10)
@@ -42,9 +53,9 @@ def _admin() -> SignedIn | Response:
     return me
 
 
-def _member(user_id: str) -> accounts.Member:
+def _member(user_id: str) -> members.Member:
     try:
-        return accounts.get(user_id)
+        return members.get(user_id)
     except NotFoundError:
         abort(404)
 
@@ -93,7 +104,7 @@ def admin_user(user_id: str) -> Response:
     )
 
 
-def _back(member: accounts.Member, note: str) -> Response:
+def _back(member: members.Member, note: str) -> Response:
     return redirect(settings().url(f"/admin/users/{member.id}?ended={quote(note)}"), 303)
 
 

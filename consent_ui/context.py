@@ -10,10 +10,10 @@ from flask import g, jsonify, render_template, request
 from flask_babel import gettext
 from werkzeug.wrappers import Response
 
-from idp import accounts, cookies, remote, runtime
-from idp.accounts import Member
+from idp import cookies, members, remote, runtime
 from idp.config import Settings
 from idp.errors import NotFoundError
+from idp.members import Member
 from idp.sessions import SessionInfo
 
 __all__ = [
@@ -52,7 +52,7 @@ def signed_in() -> SignedIn | None:
     result = None
     if session is not None:
         try:
-            member = accounts.get(session.user_id)
+            member = members.get(session.user_id)
         except NotFoundError:
             member = None
         if member is not None and not member.disabled:

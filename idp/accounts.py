@@ -9,24 +9,24 @@ writes them after :func:`create`.
 A user ID is never given to another person, also after a cancellation: a
 cancelled account leaves a tombstone (its ``sub`` and a hash of its user ID)
 and nothing else.  Only this module writes the users and tombstones tables;
-the rules of the fields are ``idp.account_rules``, the flows around it
-``idp.registration``, ``idp.recovery`` and ``idp.membership`` (cancellation)."""
+the services read a member through ``idp.members``, the rules of the fields
+are ``idp.account_rules``, the flows around it ``idp.registration``,
+``idp.recovery`` and ``idp.membership`` (cancellation)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from idp import clock, events, forced_logout, passwords
 from idp import security_events as set_events
 from idp.account_rules import LANGUAGES, check_new, clean_name, validate_email
-from idp.db import AnyRow, db, service
+from idp.db import db, service
 from idp.errors import (
     AccountDisabledError,
     ConflictError,
@@ -34,23 +34,18 @@ from idp.errors import (
     NotFoundError,
     UsageError,
 )
+from idp.members import Member, of_row
 from idp.models import Tombstone, User
-from idp.prepared import read_in_transaction, read_one
 
 __all__ = [
-    "MEMBER_COLUMNS",
-    "Member",
     "authenticate",
     "check_password",
     "create",
     "find",
     "find_by_email",
     "find_by_login",
-    "find_committed",
-    "get",
     "login_key",
     "mark_email_verified",
-    "member_of_row",
     "remove",
     "search",
     "set_admin",
@@ -62,39 +57,6 @@ __all__ = [
     "userinfo_claims",
     "username_taken",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    id: str
-    username: str
-    email: str
-    email_verified: bool
-    name: str
-    gender: str | None
-    birthdate: dt.date | None
-    is_admin: bool
-    disabled: bool
-    created_at: dt.datetime
-    language: str = "en"
-    """Of the pages the member chose, and of their mail."""
-
-
-def _member(u: User | AnyRow) -> Member:
-    """A member from its row: an ORM object, or the columns of ``_MEMBER``."""
-    return Member(
-        id=u.id,
-        username=u.username,
-        email=u.email,
-        email_verified=u.email_verified,
-        name=u.name,
-        gender=u.gender,
-        birthdate=u.birthdate,
-        is_admin=u.is_admin,
-        disabled=u.disabled_at is not None,
-        created_at=u.created_at,
-        language=u.language,
-    )
 
 
 def _username_hash(username_key: str) -> bytes:
@@ -113,7 +75,7 @@ def username_taken(username: str) -> bool:
 
 def find_by_email(email: str) -> Member | None:
     user = db.session.scalar(select(User).where(User.email_key == email.strip().casefold()))
-    return _member(user) if user is not None else None
+    return of_row(user) if user is not None else None
 
 
 @service
@@ -167,7 +129,7 @@ def create(
         # Registered a moment ago by a concurrent request: the unique index decided.
         raise ConflictError("That user ID or email address was registered just now.") from None
     events.record("account.created", user_id=user.id)
-    return _member(user)
+    return of_row(user)
 
 
 def _lookup(ref: str) -> User | None:
@@ -185,56 +147,6 @@ def _user(user_id: str) -> User:
     return user
 
 
-_USERS = User.metadata.tables[User.__tablename__]
-_MEMBER = select(
-    _USERS.c.id,
-    _USERS.c.username,
-    _USERS.c.email,
-    _USERS.c.email_verified,
-    _USERS.c.name,
-    _USERS.c.gender,
-    _USERS.c.birthdate,
-    _USERS.c.is_admin,
-    _USERS.c.disabled_at,
-    _USERS.c.created_at,
-    _USERS.c.language,
-).where(_USERS.c.id == bindparam("user_id"))
-"""Built once, of table columns: every refresh and UserInfo call asks it,
-and a select of ORM attributes costs the ORM's compile step, about as much
-again.  A Core statement does not autoflush: :func:`get` flushes first."""
-
-
-def get(user_id: str) -> Member:
-    """The member with this ``sub`` as this transaction sees it.  Raises NotFoundError."""
-    if not user_id:
-        raise NotFoundError("no such user")
-    return _member_of(read_in_transaction(_MEMBER, {"user_id": user_id}))
-
-
-def find_committed(user_id: str | None) -> Member | None:
-    """The member with this ``sub`` as committed, read outside the request's
-    transaction (one round trip, for read-only paths), or None."""
-    row = read_one(_MEMBER, {"user_id": user_id}) if user_id else None
-    return None if row is None else _member(row)
-
-
-MEMBER_COLUMNS = tuple(_MEMBER.selected_columns)
-"""The columns a :class:`Member` is made of, for a statement of another
-module that reads a member with something else in one round trip."""
-
-
-def member_of_row(row: AnyRow) -> Member | None:
-    """The member in a row holding :data:`MEMBER_COLUMNS` (None: an outer
-    join found none)."""
-    return None if row.id is None else _member(row)
-
-
-def _member_of(row: AnyRow | None) -> Member:
-    if row is None:
-        raise NotFoundError("no such user")
-    return _member(row)
-
-
 def search(query: str) -> list[Member]:
     """The members a user ID, an email address or a ``sub`` names exactly
     (case aside): what an admin types to find a person.  At most one each."""
@@ -243,7 +155,7 @@ def search(query: str) -> list[Member]:
         return []
     found = {}
     for member in (
-        _member(user) if (user := _lookup(query)) is not None else None,
+        of_row(user) if (user := _lookup(query)) is not None else None,
         find_by_email(query),
     ):
         if member is not None:
@@ -256,7 +168,7 @@ def find(ref: str) -> Member:
     user = _lookup(ref)
     if user is None:
         raise NotFoundError(f"no user {ref!r}")
-    return _member(user)
+    return of_row(user)
 
 
 def _by_login(login: str) -> User | None:
@@ -270,7 +182,7 @@ def _by_login(login: str) -> User | None:
 def find_by_login(login: str) -> Member | None:
     """The member a typed user ID or email names, if any."""
     user = _by_login(login)
-    return _member(user) if user is not None else None
+    return of_row(user) if user is not None else None
 
 
 def login_key(login: str) -> str:
@@ -297,7 +209,7 @@ def authenticate(login: str, password: str) -> Member:
         raise AccountDisabledError(detail="account disabled")
     if user.password_hash and passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
-    return _member(user)
+    return of_row(user)
 
 
 def check_password(user_id: str, password: str) -> bool:
@@ -314,7 +226,7 @@ def set_password(user_id: str, password: str) -> Member:
     user.password_hash = passwords.hash_password(password)
     user.updated_at = clock.now()
     events.record("account.password_changed", user_id=user_id)
-    return _member(user)
+    return of_row(user)
 
 
 def mark_email_verified(user_id: str, email: str) -> Member:
@@ -326,7 +238,7 @@ def mark_email_verified(user_id: str, email: str) -> Member:
         user.email_verified = True
         user.updated_at = clock.now()
         events.record("account.email_verified", user_id=user_id)
-    return _member(user)
+    return of_row(user)
 
 
 def set_email(user_id: str, email: str) -> tuple[Member, str]:
@@ -343,7 +255,7 @@ def set_email(user_id: str, email: str) -> tuple[Member, str]:
     user.email_verified = True
     user.updated_at = clock.now()
     events.record("account.email_changed", user_id=user_id)
-    return _member(user), old
+    return of_row(user), old
 
 
 @service
@@ -355,7 +267,7 @@ def update_name(user_id: str, name: str) -> Member:
         user.name = cleaned
         user.updated_at = clock.now()
         events.record("account.name_changed", user_id=user_id)
-    return _member(user)
+    return of_row(user)
 
 
 @service
@@ -387,7 +299,7 @@ def set_disabled(ref: str, disabled: bool, *, actor: str = "operator") -> tuple[
                 user_id=user.id, reason=forced_logout.LogoutReason.ACCOUNT_DISABLED, actor=actor
             ).session_ids
         )
-    return _member(user), ended
+    return of_row(user), ended
 
 
 @service
@@ -413,7 +325,7 @@ def set_admin(ref: str, admin: bool) -> Member:
         events.record(
             "account.admin_granted" if admin else "account.admin_revoked", user_id=user.id
         )
-    return _member(user)
+    return of_row(user)
 
 
 def remove(user_id: str, *, actor: str) -> Member:
@@ -423,7 +335,7 @@ def remove(user_id: str, *, actor: str) -> Member:
     everything else first); passkeys, one-time codes, consents, sessions and
     links go with the row."""
     user = _user(user_id)
-    member = _member(user)
+    member = of_row(user)
     db.session.add(
         Tombstone(
             sub=member.id,

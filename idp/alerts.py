@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from idp import accounts, clock, events, geo, mail, runtime
+from idp import clock, events, geo, mail, members, runtime
 from idp.db import db
 from idp.errors import NotFoundError
 from idp.models import Sighting
@@ -97,7 +97,7 @@ def remember(*, user_id: str, device_id: str | None, country: str | None) -> Non
 
 def notify(*, user_id: str, ip: str, country: str | None, reasons: list[str]) -> None:
     """Mail the login notification now (joins the caller's transaction)."""
-    member = accounts.get(user_id)
+    member = members.get(user_id)
     mail.queue(
         to=member.email,
         user_id=member.id,
@@ -119,7 +119,7 @@ def signin_ended(*, user_id: str, reason: str) -> None:
     in words by the mail's template (joins the caller's transaction).
     Nothing for an account that no longer exists."""
     try:
-        member = accounts.get(user_id)
+        member = members.get(user_id)
     except NotFoundError:
         return
     mail.queue(

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 
-from idp import accounts, clock, runtime
+from idp import clock, members, runtime
 from idp.db import AnyRow
 from idp.errors import InvalidTokenError
 from idp.models import AccessToken, User
@@ -56,7 +56,7 @@ _ACCESS_TOKEN_COLUMNS = (
 )
 _ACCESS_TOKEN_ROW = select(*_ACCESS_TOKEN_COLUMNS).where(_AT.c.jti == bindparam("jti"))
 _ACCESS_TOKEN_WITH_MEMBER = (
-    select(*_ACCESS_TOKEN_COLUMNS, *accounts.MEMBER_COLUMNS)
+    select(*_ACCESS_TOKEN_COLUMNS, *members.MEMBER_COLUMNS)
     .select_from(_AT.outerjoin(_USERS, _USERS.c.id == _AT.c.user_id))
     .where(_AT.c.jti == bindparam("jti"))
 )
@@ -68,14 +68,14 @@ def verify_access_token(token: str) -> AccessClaims:
     return _access_claims(claims, read_one(_ACCESS_TOKEN_ROW, {"jti": claims["jti"]}))
 
 
-def verify_access_token_with_member(token: str) -> tuple[AccessClaims, accounts.Member | None]:
+def verify_access_token_with_member(token: str) -> tuple[AccessClaims, members.Member | None]:
     """:func:`verify_access_token`, and the member the token names (None: a
     machine token, or a member who is gone) read in the same round trip:
     UserInfo asks both on every call."""
     claims = _signed_access_claims(token)
     row = read_one(_ACCESS_TOKEN_WITH_MEMBER, {"jti": claims["jti"]})
     access = _access_claims(claims, row)
-    return access, None if row is None else accounts.member_of_row(row)
+    return access, None if row is None else members.member_of_row(row)
 
 
 def _signed_access_claims(token: str) -> dict[str, Any]:

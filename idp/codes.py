@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
-from idp import accounts, clock, events, runtime, sessions, tokens
+from idp import clock, events, members, runtime, sessions, tokens
 from idp.clients import RelyingParty
 from idp.db import db, new_secret, refuse, secret_hash, service
 from idp.errors import InvalidGrantError, NotFoundError
@@ -178,7 +178,7 @@ def exchange(grant: CodeGrant, *, client: RelyingParty) -> tokens.TokenSet:
         )
     session = sessions.lock(grant.session_id)
     try:
-        member = accounts.get(grant.user_id)
+        member = members.get(grant.user_id)
     except NotFoundError:
         member = None
     settings = runtime.current().settings

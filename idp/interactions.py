@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 
 from idp import (
-    accounts,
     acr,
     clients,
     clock,
     codes,
     consents,
     events,
+    members,
     runtime,
     step_up,
 )
@@ -123,7 +123,7 @@ def _situation(
     consent_given = False
     if session is not None:
         try:
-            member = accounts.get(session.user_id)
+            member = members.get(session.user_id)
         except NotFoundError:
             session = None
         else:

@@ -44,7 +44,7 @@ from typing import Any, Final
 import jinja2
 from babel.support import Translations
 
-from idp import accounts, clock, outbox, runtime
+from idp import clock, members, outbox, runtime
 from idp.config import MailSettings, Settings
 from idp.errors import DeliveryFailedError, NotFoundError
 from idp.outbox import OutboxItem
@@ -192,7 +192,7 @@ def _member_language(user_id: str | None) -> str:
     if user_id is None:
         return "en"
     try:
-        language = accounts.get(user_id).language
+        language = members.get(user_id).language
     except NotFoundError:
         return "en"
     return language if language in LANGUAGES else "en"

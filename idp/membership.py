@@ -22,14 +22,15 @@ from idp import (
     forced_logout,
     interactions,
     mail,
+    members,
     qr,
     sessions,
     tokens,
 )
 from idp import security_events as set_events
-from idp.accounts import Member
 from idp.db import service
 from idp.errors import NotAllowedError
+from idp.members import Member
 
 __all__ = ["RECENT_SIGN_IN", "cancel", "delete"]
 
@@ -46,7 +47,7 @@ def cancel(user_id: str, *, session_id: str) -> Member:
         raise NotAllowedError("Sign in again to cancel your membership.")
     if clock.now() - session.auth_time > RECENT_SIGN_IN:
         raise NotAllowedError("For your security, sign in again before cancelling.")
-    member, _ = _end(accounts.get(user_id), actor=f"user:{user_id}")
+    member, _ = _end(members.get(user_id), actor=f"user:{user_id}")
     return member
 
 

@@ -42,10 +42,10 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from idp import accounts, clock, events, runtime, webauthn_challenges
-from idp.accounts import Member
+from idp import clock, events, members, runtime, webauthn_challenges
 from idp.db import db, refuse, service
 from idp.errors import NotFoundError, PasskeyError, UsageError
+from idp.members import Member
 from idp.models import Passkey
 
 __all__ = [
@@ -278,7 +278,7 @@ def authenticate(
             ip=ip,
             passkey_id=passkey.id,
         )
-    member = accounts.get(passkey.user_id)
+    member = members.get(passkey.user_id)
     if member.disabled:
         _refuse(
             PasskeyError("This account is locked. Contact support to unlock it."),

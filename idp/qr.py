@@ -33,9 +33,9 @@ import qrcode.image.svg
 from sqlalchemy import delete, select, update
 
 from idp import clock, events, geo, passkeys, runtime
-from idp.accounts import Member
 from idp.db import db, new_secret, refuse, rowcount, secret_hash, service
 from idp.errors import QrError
+from idp.members import Member
 from idp.models import QrRequest
 
 __all__ = [

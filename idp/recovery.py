@@ -17,10 +17,10 @@ import datetime as dt
 
 from idp import accounts, clock, events, forced_logout, links, mail, outbox, risk, runtime
 from idp import security_events as set_events
-from idp.accounts import Member
 from idp.db import service
 from idp.errors import DeliveryFailedError, InvalidCredentialsError
 from idp.links import Purpose
+from idp.members import Member
 from idp.outbox import OutboxItem
 
 __all__ = [

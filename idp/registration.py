@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from idp import account_rules, accounts, events, links, mail, passwords, runtime
+from idp import account_rules, accounts, events, links, mail, members, passwords, runtime
 from idp.account_rules import GENDERS
-from idp.accounts import Member
 from idp.db import service
 from idp.errors import ConflictError, UsageError
 from idp.links import Purpose
+from idp.members import Member
 
 __all__ = [
     "confirm_email_change",
@@ -112,7 +112,7 @@ def request_email_change(user_id: str, new_email: str) -> None:
     """Mail a link to the new address; nothing changes until it is opened.
     An address another account has is answered the same way (that owner is
     told instead), so the page reveals no one's address."""
-    member = accounts.get(user_id)
+    member = members.get(user_id)
     new_email = account_rules.validate_email(new_email)
     if new_email.casefold() == member.email.casefold():
         return

@@ -24,7 +24,17 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select, update
 
-from idp import accounts, alerts, clock, events, forced_logout, risk, runtime, sessions, tokens
+from idp import (
+    alerts,
+    clock,
+    events,
+    forced_logout,
+    members,
+    risk,
+    runtime,
+    sessions,
+    tokens,
+)
 from idp.clients import RelyingParty
 from idp.db import AnyRow, db, refuse, rowcount, secret_hash, service
 from idp.errors import InvalidGrantError
@@ -51,7 +61,7 @@ class RefreshGrant:
     amr: tuple[str, ...]
     acr: str
     spent_at: dt.datetime | None
-    member: accounts.Member | None  # None: the account is gone
+    member: members.Member | None  # None: the account is gone
 
     @property
     def auth(self) -> tokens.Authentication:
@@ -82,7 +92,7 @@ _REFRESH_TOKEN_ROW = select(
     _RT.c.expires_at,
     _RT.c.spent_at,
     _RT.c.revoked_at,
-    *accounts.MEMBER_COLUMNS,
+    *members.MEMBER_COLUMNS,
 ).select_from(_RT.outerjoin(_USERS, _USERS.c.id == _RT.c.user_id))
 _REFRESH_TOKEN_BY_HASH = _REFRESH_TOKEN_ROW.where(_RT.c.token_hash == bindparam("token_hash"))
 _REFRESH_TOKEN_BY_ID = _REFRESH_TOKEN_ROW.where(_RT.c.id == bindparam("token_id"))
@@ -125,7 +135,7 @@ def _grant(row: AnyRow) -> RefreshGrant:
         amr=tuple(row.amr),
         acr=row.acr,
         spent_at=row.spent_at,
-        member=accounts.member_of_row(row),
+        member=members.member_of_row(row),
     )
 
 

@@ -27,6 +27,7 @@ from idp import (
     events,
     geo,
     interactions,
+    members,
     passkeys,
     qr,
     risk,
@@ -109,7 +110,7 @@ def _complete(
     next_path: str,
 ) -> Completed:
     settings = runtime.current().settings
-    if interaction and not accounts.get(member_id).email_verified:
+    if interaction and not members.get(member_id).email_verified:
         # The account may see its own pages, not sign in to a service.
         raise EmailNotVerifiedError(detail="email not verified")
     country = browser.country

@@ -31,7 +31,17 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, or_, select, update
 
-from idp import accounts, alerts, clock, events, forced_logout, mail, otp, runtime, sessions
+from idp import (
+    alerts,
+    clock,
+    events,
+    forced_logout,
+    mail,
+    members,
+    otp,
+    runtime,
+    sessions,
+)
 from idp.db import db, refuse, rowcount, secret_hash, service
 from idp.errors import OtpError, StepUpRefusedError
 from idp.models import StepUp
@@ -131,7 +141,7 @@ def prepare(session: SessionInfo, *, reasons: tuple[str, ...]) -> Question:
         )
         if rowcount(fresh) != 1:
             return Question("otp", has_totp, row.failures, tuple(row.reasons))
-        member = accounts.get(session.user_id)
+        member = members.get(session.user_id)
         mail.queue(
             to=member.email,
             user_id=member.id,
@@ -171,7 +181,7 @@ def answer(session: SessionInfo, given: str) -> SessionInfo | None:
             _failed(session)
         if (
             runtime.current().settings.risk.birthdate_question
-            and accounts.get(session.user_id).birthdate
+            and members.get(session.user_id).birthdate
         ):
             # Conditional writes only: another answer may be racing this one.
             moved_on = db.session.execute(
@@ -184,7 +194,7 @@ def answer(session: SessionInfo, given: str) -> SessionInfo | None:
                 raise OtpError("This extra check was already answered.")
             return None
     else:
-        birthdate = accounts.get(session.user_id).birthdate
+        birthdate = members.get(session.user_id).birthdate
         if birthdate is None or given.strip() != birthdate.isoformat():
             _failed(session)
     # Passed: the row goes by a conditional delete, so of two simultaneous

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from sqlalchemy import delete, insert, update
 
-from idp import accounts, clock, events, runtime
+from idp import accounts, clock, events, members, runtime
 from idp.clients import RelyingParty
 from idp.db import db, new_secret, secret_hash, service
 from idp.models import AccessToken, RefreshToken
@@ -275,7 +275,7 @@ class SignedTokens:
 def sign_for_person(
     *,
     client: RelyingParty,
-    member: accounts.Member,
+    member: members.Member,
     auth: Authentication,
     scope: str,
     family_id: str,

@@ -25,7 +25,7 @@ from flask import Blueprint, Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from idp import accounts, acr, errors, introspection, runtime
+from idp import acr, errors, introspection, members, runtime
 from idp.errors import OAuthError, RateLimitedError, UnavailableError
 from idp.protocol.authorization import reject_repeated
 from idp.protocol.documents import PublishedDocuments
@@ -284,7 +284,7 @@ def userinfo() -> Response:
     g.auth_scheme = "Bearer"
     reject_repeated(request.values)
     access = bearer("openid")
-    return json_response(userinfo_answer(access, accounts.find_committed(access.user_id)))
+    return json_response(userinfo_answer(access, members.find_committed(access.user_id)))
 
 
 def answered_before_flask(app: Flask) -> PublishedDocuments:

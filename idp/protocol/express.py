@@ -51,7 +51,7 @@ from urllib.parse import parse_qsl, unquote
 
 from flask import Flask
 
-from idp import accounts, bearer_tokens, clients, introspection, metrics, rotation, tokens
+from idp import accounts, bearer_tokens, clients, introspection, members, metrics, rotation, tokens
 from idp.clients import RelyingParty
 from idp.errors import InvalidTokenError
 from idp.headers import DOCUMENT_HEADERS
@@ -70,7 +70,7 @@ _TOKEN_HEADERS = [*_HEADERS, ("Pragma", "no-cache")]
 
 
 def userinfo_answer(
-    access: bearer_tokens.AccessClaims, member: accounts.Member | None
+    access: bearer_tokens.AccessClaims, member: members.Member | None
 ) -> dict[str, Any]:
     """The UserInfo claims an access token grants about the member it names;
     InvalidTokenError when it names none, or one who is gone or disabled."""

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from idp import accounts
+from idp import members
 from tests.support.flows import sign_in
 from tests.support.harness import (
     Browser,
@@ -256,7 +256,7 @@ def test_the_profile_form_changes_the_name_and_nothing_else(live_idp: LiveIdp) -
     )
     assert reply.status_code == 303
     with live_idp.services():
-        after = accounts.get(member.id)
+        after = members.get(member.id)
     assert after.name == "New Name"
     assert after.gender == "female"
     assert after.birthdate == dt.date(1990, 4, 1)

@@ -162,11 +162,11 @@ def test_a_whole_membership_from_registration_to_cancellation(
     purged = eventually(lambda: _events_about(idp, events, sub))
     assert purged == [PURGED]
     with idp.services():
-        from idp import accounts
+        from idp import members
         from idp.errors import NotFoundError
 
         with pytest.raises(NotFoundError):
-            accounts.get(sub)
+            members.get(sub)
     _register(page, idp, username, f"{secrets.token_hex(5)}@example.com")
     expect(page.locator('[role="alert"]')).to_contain_text("That user ID is taken")
     again = "c" + secrets.token_hex(5)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask
 
 from idp import accounts
-from idp.accounts import Member
 from idp.errors import ConflictError
+from idp.members import Member
 from tests.support.race import in_app, race
 
 

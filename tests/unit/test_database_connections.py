@@ -19,7 +19,7 @@ from flask import Flask
 from sqlalchemy import create_engine, event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from idp import accounts, bearer_tokens, clock, prepared, rotation, tokens
+from idp import accounts, bearer_tokens, clock, members, prepared, rotation, tokens
 from idp import db as database
 from idp.db import db
 from idp.models import AccessToken, User
@@ -55,10 +55,10 @@ def test_a_prepared_read_returns_the_row_core_returns(app: Flask) -> None:
             birthdate=dt.date(1990, 4, 1),
             gender="female",
         )
-        core = db.session.execute(accounts._MEMBER, {"user_id": member.id}).one()
+        core = db.session.execute(members._MEMBER, {"user_id": member.id}).one()
         db.session.rollback()
 
-        prepared = read_one(accounts._MEMBER, {"user_id": member.id})
+        prepared = read_one(members._MEMBER, {"user_id": member.id})
 
     assert prepared is not None
     assert tuple(prepared) == tuple(core)
@@ -83,7 +83,7 @@ def test_reads_reuse_a_kept_connection_whatever_the_thread(app: Flask) -> None:
     with app.app_context():
         taken = _count_checkouts(db.engine)
         for _ in range(5):
-            read_one(accounts._MEMBER, {"user_id": "nobody"})
+            read_one(members._MEMBER, {"user_id": "nobody"})
         other: list[Any] = []
         thread = threading.Thread(
             target=lambda: other.append(_read_in_app(app, bearer_tokens._ACCESS_TOKEN_ROW, "x"))

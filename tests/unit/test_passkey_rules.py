@@ -15,9 +15,9 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from idp import accounts, events, passkeys, qr, runtime, sessions
-from idp.accounts import Member
 from idp.db import db
 from idp.errors import PasskeyError, QrError
+from idp.members import Member
 from idp.models import AuditEvent, Passkey
 from tests.support.authenticator import SoftAuthenticator, b64url, unb64url
 from tests.support.race import in_app, race

@@ -13,8 +13,8 @@ from flask import Flask
 from sqlalchemy import update
 
 from idp import accounts, clock, otp
-from idp.accounts import Member
 from idp.db import db
+from idp.members import Member
 from idp.models import TotpCredential
 from idp.sealing import is_sealed
 
