@@ -34,7 +34,12 @@ def test_a_database_that_is_gone_is_a_503_with_retry_after(
             bearer = {"Authorization": f"Bearer {signed.tokens['access_token']}"}
             ready = requests.get(idp.url + "/health/ready", timeout=10)
             assert ready.status_code == 200
-            assert ready.json() == {"status": "ok", "database": "ok", "redis": "none"}
+            assert ready.json() == {
+                "status": "ok",
+                "database": "ok",
+                "schema": "ok",
+                "redis": "none",
+            }
             os.killpg(pg.process_group, signal.SIGKILL)
             # The signal is sent, not yet acted on: a backend still alive a
             # moment longer answers.  From when one request meets it gone:
@@ -73,6 +78,7 @@ def test_a_database_that_is_gone_is_a_503_with_retry_after(
             assert ready.json() == {
                 "status": "unavailable",
                 "database": "unavailable",
+                "schema": "unknown",
                 "redis": "none",
             }
             assert live.status_code == 200

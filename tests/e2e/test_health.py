@@ -19,6 +19,7 @@ def test_a_serving_node_is_live_and_ready(live_idp: LiveIdp) -> None:
     assert ready.json() == {
         "status": "ok",
         "database": "ok",
+        "schema": "ok",
         "redis": "ok" if live_idp.settings.redis.url else "none",
     }
     for reply in (live, ready):

@@ -67,7 +67,10 @@ def test_while_redis_does_not_answer_sign_in_works_and_failures_are_still_limite
         assert 'id="qr-code"' in ceremony.text
         assert "Redis does not answer" in idp.log()
         # Still ready: without Redis a node serves, counting alone.
-        assert _readiness(idp) == (200, {"status": "ok", "database": "ok", "redis": "unavailable"})
+        assert _readiness(idp) == (
+            200,
+            {"status": "ok", "database": "ok", "schema": "ok", "redis": "unavailable"},
+        )
     finally:
         shared.resume()
 
@@ -80,5 +83,8 @@ def test_while_redis_does_not_answer_sign_in_works_and_failures_are_still_limite
 
     eventually(counted_in_redis_again, timeout=40, interval=2)
     assert "Redis answers again" in idp.log()
-    assert _readiness(idp) == (200, {"status": "ok", "database": "ok", "redis": "ok"})
+    assert _readiness(idp) == (
+        200,
+        {"status": "ok", "database": "ok", "schema": "ok", "redis": "ok"},
+    )
     assert "Traceback" not in idp.log()
