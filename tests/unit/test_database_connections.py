@@ -11,6 +11,7 @@ errors as Core raises them, SQLite's writers still queued."""
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import threading
 from typing import Any
 
@@ -167,6 +168,51 @@ def test_a_read_whose_connection_died_is_tried_again_on_a_fresh_one(
 
     assert after is not None
     assert after.pid != first.pid
+
+
+def test_statements_run_on_one_cursor_per_connection(app: Flask) -> None:
+    """A cursor per statement cost as much as the statement's round trip on
+    PostgreSQL: the kept connection's reads, and a transaction's prepared
+    statements, each reuse the cursor of their connection."""
+    with app.app_context():
+        read_one(bearer_tokens._ACCESS_TOKEN_ROW, {"jti": "x"})
+        (kept,) = prepared._KeptReadConnections.of(db.engine).idle
+        first = kept.info[prepared._CURSOR]
+        read_one(members._MEMBER, {"user_id": "nobody"})
+
+        write(tokens._INSERT_ACCESS_TOKEN, _access_token("one cursor"))
+        in_transaction = db.session.connection().connection.info[prepared._CURSOR]
+        assert read_in_transaction(bearer_tokens._ACCESS_TOKEN_ROW, {"jti": "one cursor"})
+        db.session.commit()
+
+        assert kept.info[prepared._CURSOR] is first
+        assert db.session.connection().connection.info[prepared._CURSOR] is in_transaction
+        db.session.rollback()
+
+
+def test_a_kept_cursor_holds_no_read_snapshot_on_sqlite(app: Flask, backend: Backend) -> None:
+    """A SQLite statement left unfinished holds its snapshot, and no
+    checkpoint gets past it (the write-ahead log grows): a found row, read
+    either way, leaves nothing open behind it."""
+    if backend.kind != "sqlite":
+        pytest.skip("a PostgreSQL cursor holds its whole result, and no snapshot")
+    with app.app_context():
+        write(tokens._INSERT_ACCESS_TOKEN, _access_token("found"))
+        db.session.commit()
+        assert read_in_transaction(bearer_tokens._ACCESS_TOKEN_ROW, {"jti": "found"})
+        db.session.commit()
+        assert read_one(bearer_tokens._ACCESS_TOKEN_ROW, {"jti": "found"})
+        write(tokens._INSERT_ACCESS_TOKEN, _access_token("after"))
+        db.session.commit()
+
+        path = db.engine.url.database
+        other = sqlite3.connect(str(path))
+        try:
+            busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            other.close()
+
+    assert busy == 0
 
 
 def test_a_read_that_fails_otherwise_is_not_tried_again(app: Flask) -> None:
