@@ -11,6 +11,8 @@
   only a verified one can count as a cloned authenticator (a sign count
   that goes backwards) or be refused against its account.  The
   ``userHandle`` it carries must be its account's.
+* A ceremony that says it ran in a frame under another origin
+  (``crossOrigin``, ``topOrigin``) is refused: our pages are never framed.
 * A refusal leaves its challenge spent and is recorded (``idp.db.refuse``).
 
 py_webauthn's exceptions become :class:`PasskeyError` here, the one place
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -155,6 +158,8 @@ def register(
     if row.user_id != member.id or row.session_id != session_id:
         _refuse(PasskeyError("This passkey request belongs to another sign-in. Try again."), row.id)
     try:
+        if _ran_in_a_foreign_frame(credential):
+            raise webauthn_errors.InvalidRegistrationResponse("ran in a cross-origin frame")
         verified = webauthn.verify_registration_response(
             credential=credential,
             expected_challenge=challenge,
@@ -238,6 +243,8 @@ def authenticate(
     try:
         # The sign count is ours to judge, after the signature: the library
         # would compare it first, letting a forged answer pass for a clone.
+        if _ran_in_a_foreign_frame(credential):
+            raise webauthn_errors.InvalidAuthenticationResponse("ran in a cross-origin frame")
         verified = webauthn.verify_authentication_response(
             credential=credential,
             expected_challenge=challenge,
@@ -296,6 +303,23 @@ def authenticate(
     return member, row.qr_request_id
 
 
+def _ran_in_a_foreign_frame(credential: dict[str, Any]) -> bool:
+    """Whether the browser says the ceremony ran in a frame whose ancestors
+    are of another origin (WebAuthn Level 3 §5.8.1: ``crossOrigin`` true,
+    ``topOrigin`` given).  py_webauthn does not look; the relying party
+    must decide whether it expects to be framed (§7.1 step 10), and our
+    pages never are (``frame-ancestors 'none'``).  Client data that cannot
+    be read is left to the library, which refuses it."""
+    try:
+        encoded = credential["response"]["clientDataJSON"]
+        client_data = json.loads(base64url_to_bytes(str(encoded)))
+    except (LookupError, TypeError, ValueError):
+        return False
+    if not isinstance(client_data, dict):
+        return False
+    return client_data.get("crossOrigin") is True or "topOrigin" in client_data
+
+
 def _transports(credential: dict[str, Any]) -> list[str]:
     """The transports a browser reported for a new passkey (a hint for the
     next sign-in): the known names in its list, anything else dropped."""
@@ -326,7 +350,11 @@ def list_for_user(user_id: str) -> list[PasskeyInfo]:
 
 
 def _clean_name(name: str) -> str:
-    return " ".join(name.split())[:64]
+    """A passkey's label: whitespace runs made one space, control
+    characters dropped (it reaches the audit log and an admin's terminal),
+    at most 64 characters."""
+    printable = "".join(c for c in name if unicodedata.category(c) != "Cc" or c.isspace())
+    return " ".join(printable.split())[:64]
 
 
 def _own(user_id: str, passkey_id: int) -> Passkey:

@@ -46,10 +46,17 @@ class SoftAuthenticator:
     credential_id: bytes = field(default_factory=lambda: os.urandom(32))
     user_handle: bytes = b""
     sign_count: int = 0
+    client_data_extra: dict[str, Any] = field(default_factory=dict)
+    """More members of the client data it signs (``crossOrigin``, ``topOrigin``)."""
 
     def _client_data(self, kind: str, options: dict[str, Any]) -> bytes:
         return json.dumps(
-            {"type": kind, "challenge": options["challenge"], "origin": self.origin},
+            {
+                "type": kind,
+                "challenge": options["challenge"],
+                "origin": self.origin,
+                **self.client_data_extra,
+            },
             separators=(",", ":"),
         ).encode()
 

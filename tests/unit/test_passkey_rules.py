@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from idp import accounts, events, passkeys, qr, runtime, sessions
 from idp.db import db
-from idp.errors import PasskeyError, QrError
+from idp.errors import PasskeyError, QrError, UsageError
 from idp.members import Member
 from idp.models import AuditEvent, Passkey
 from tests.support.authenticator import SoftAuthenticator, b64url, unb64url
@@ -116,11 +116,15 @@ def test_a_refused_assertion_leaves_its_challenge_spent(person: Person) -> None:
         passkeys.authenticate(person.phone.get(options))
 
 
-def _new_answer(person: Person) -> dict[str, Any]:
+def _new_answer(person: Person, client_data_extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Another authenticator's answer to registration options of this person."""
     settings = runtime.current().settings
     options = passkeys.registration_options(person.member, session_id=person.session_id)
-    phone = SoftAuthenticator(rp_id=settings.rp_id, origin=settings.allowed_origins[0])
+    phone = SoftAuthenticator(
+        rp_id=settings.rp_id,
+        origin=settings.allowed_origins[0],
+        client_data_extra=client_data_extra or {},
+    )
     return phone.create(options)
 
 
@@ -187,6 +191,55 @@ def test_a_new_passkey_keeps_only_the_transports_it_names_known(
     info = passkeys.register(person.member, answer, session_id=person.session_id)
 
     assert info.transports == kept
+
+
+_FRAMED = [
+    {"crossOrigin": True},
+    {"crossOrigin": True, "topOrigin": "https://elsewhere.example"},
+    {"topOrigin": "https://elsewhere.example"},
+]
+
+
+@pytest.mark.parametrize("framed", _FRAMED, ids=["cross-origin", "both", "top-origin"])
+def test_a_ceremony_run_in_a_foreign_frame_is_refused(
+    person: Person, framed: dict[str, object]
+) -> None:
+    """Our pages are never framed (``frame-ancestors 'none'``): an answer
+    whose client data says it ran under another origin, though signed by
+    the right key for the right origin, is not theirs."""
+    person.phone.client_data_extra = framed
+    with pytest.raises(PasskeyError, match="could not be verified"):
+        passkeys.authenticate(person.phone.get(passkeys.authentication_options()))
+
+    answer = _new_answer(person, client_data_extra=framed)
+    with pytest.raises(PasskeyError, match="could not be registered"):
+        passkeys.register(person.member, answer, session_id=person.session_id)
+    assert db.session.scalar(select(func.count()).select_from(Passkey)) == 1
+
+
+def test_a_ceremony_that_says_it_was_not_framed_signs_in(person: Person) -> None:
+    person.phone.client_data_extra = {"crossOrigin": False}
+    member, _ = passkeys.authenticate(person.phone.get(passkeys.authentication_options()))
+    assert member.id == person.member.id
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("Phone\x1b[31m red", "Phone[31m red"),
+        ("  Work\tlaptop\n ", "Work laptop"),
+        ("\x00\x07", ""),
+        ("x" * 80, "x" * 64),
+    ],
+)
+def test_a_passkey_name_keeps_no_control_character(person: Person, given: str, kept: str) -> None:
+    """A passkey's name reaches the audit log (and an admin's terminal)."""
+    (passkey,) = passkeys.list_for_user(person.member.id)
+    if kept:
+        assert passkeys.rename(person.member.id, passkey.id, given).name == kept
+    else:
+        with pytest.raises(UsageError):
+            passkeys.rename(person.member.id, passkey.id, given)
 
 
 def _picked(person: Person) -> tuple[qr.Started, dict[str, object]]:
