@@ -188,17 +188,38 @@ def configure_engine(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     options: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}
-    if "connect_timeout" not in make_url(url).query:
-        # libpq waits as long as the kernel does (about two minutes for a
-        # host that does not answer at all, as during a failover): a
-        # request gets its 503 (``unavailable``) after this many seconds.
-        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    given = make_url(url).query
+    connect_args = {k: v for k, v in POSTGRESQL_CONNECTION_DEFAULTS.items() if k not in given}
+    if connect_args:
+        options["connect_args"] = connect_args
     return options
 
 
 CONNECT_TIMEOUT_SECONDS = 10
 """How long a new PostgreSQL connection may take, unless the URL says
 (``?connect_timeout=N``)."""
+
+UNACKNOWLEDGED_MILLISECONDS = 15_000
+"""How long data sent to PostgreSQL may go unacknowledged before the
+connection counts as lost (libpq's ``tcp_user_timeout``)."""
+
+POSTGRESQL_CONNECTION_DEFAULTS: dict[str, int] = {
+    # libpq waits as long as the kernel does: about two minutes for a new
+    # connection to a host that does not answer, and some fifteen for a
+    # statement sent on a path that died (a failover moved the address, a
+    # firewall forgot the connection) -- a request thread held as long.
+    # With these a request gets its 503 (``unavailable``) in seconds.
+    "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+    "tcp_user_timeout": UNACKNOWLEDGED_MILLISECONDS,
+    # An idle pooled connection on a dead path is found by keepalives
+    # (after 30 s idle, three probes 10 s apart), not by the next request.
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+"""libpq parameters of every PostgreSQL connection; one the URL gives
+(``?tcp_user_timeout=5000``) is the URL's."""
 
 
 def unavailable(e: BaseException) -> bool:

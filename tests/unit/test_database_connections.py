@@ -346,14 +346,24 @@ def test_what_says_the_database_did_not_answer() -> None:
     assert [database.unavailable(e) for e in faults] == [False] * 4
 
 
-def test_a_new_postgresql_connection_waits_ten_seconds_at_most_unless_the_url_says() -> None:
+def test_a_postgresql_connection_gives_up_on_a_silent_server_unless_the_url_says() -> None:
     """libpq would wait as long as the kernel (minutes, for a host that does
-    not answer): a request gets its 503 after this."""
-    plain = database.configure_engine("postgresql+psycopg://idp@db.example/idp")
-    chosen = database.configure_engine("postgresql+psycopg://idp@db.example/idp?connect_timeout=3")
+    not answer or a path that died): a request gets its 503 after this."""
+    url = "postgresql+psycopg://idp@db.example/idp"
+    plain = database.configure_engine(url)
+    chosen = database.configure_engine(url + "?connect_timeout=3&tcp_user_timeout=2000")
 
-    assert plain["connect_args"] == {"connect_timeout": 10}
-    assert "connect_args" not in chosen
-    engine = create_engine("postgresql+psycopg://idp@db.example/idp?connect_timeout=3", **chosen)
+    assert plain["connect_args"] == {
+        "connect_timeout": 10,
+        "tcp_user_timeout": 15000,
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+    assert "connect_timeout" not in chosen["connect_args"]
+    assert "tcp_user_timeout" not in chosen["connect_args"]
+    engine = create_engine(url + "?connect_timeout=3&tcp_user_timeout=2000", **chosen)
     _, params = engine.dialect.create_connect_args(engine.url)
     assert params["connect_timeout"] == "3"
+    assert params["tcp_user_timeout"] == "2000"
