@@ -28,7 +28,15 @@ MAX_LENGTH = 1024
 """Longer inputs are refused: argon2 cost grows with length (a DoS lever)."""
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("an unknown user's password never matches this")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Made at the process's first verification, not at import: a hash
+    takes ~0.2 s, which every ``idp`` command paid.  The first
+    verification makes it whether the account exists or not, so that it
+    does not tell them apart either."""
+    return _hasher.hash("an unknown user's password never matches this")
 
 
 @functools.cache
@@ -64,8 +72,9 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     """Constant-work check: a missing hash costs the same as a wrong password."""
     if len(password) > MAX_LENGTH:
         password = password[:MAX_LENGTH]
+    dummy_hash = _dummy_hash()
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or dummy_hash, password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -10,23 +10,38 @@ new column."""
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from idp.db import absolute_url, configure_engine
 from idp.errors import UsageError
 
-__all__ = ["alembic_config", "check_current", "current_revision", "head_revision", "upgrade"]
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = [
+    "alembic_config",
+    "check_current",
+    "current_revision",
+    "head_revision",
+    "known_revisions",
+    "upgrade",
+]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+_MIGRATION_FILE = re.compile(r"(\d{4})_\w+\.py")
+"""A migration's file name starts with its revision: ``0011_what_it_does.py``."""
+
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -43,6 +58,8 @@ def upgrade(url: str) -> None:
     """Bring the schema to the newest revision (creating it if empty)."""
     url = absolute_url(url)
     _prepare_sqlite(url)
+    from alembic import command
+
     engine = create_engine(url, **configure_engine(url))
     try:
         with engine.begin() as connection:
@@ -61,18 +78,29 @@ def current_revision(url: str) -> str | None:
         with engine.connect() as connection:
             if not inspect(connection).has_table("alembic_version"):
                 return None
-            from sqlalchemy import text
-
             return connection.execute(text("select version_num from alembic_version")).scalar()
     finally:
         engine.dispose()
 
 
+@functools.cache
+def known_revisions() -> tuple[str, ...]:
+    """This version's revisions, oldest first, read from the migrations'
+    file names: they form one chain, each revision the next number (a unit
+    test holds this against Alembic's own reading).  Checking the schema
+    this way imports neither Alembic nor the migrations: ~0.13 s of the
+    start of every ``idp`` command, of the server and of the worker."""
+    names = (
+        m.group(1)
+        for f in (MIGRATIONS / "versions").iterdir()
+        if (m := _MIGRATION_FILE.fullmatch(f.name))
+    )
+    return tuple(sorted(names))
+
+
 def head_revision() -> str:
     """The revision this version's models are written for."""
-    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
-    assert head is not None  # noqa: S101 - the migrations ship with the code
-    return head
+    return known_revisions()[-1]
 
 
 def check_current(url: str) -> None:
@@ -86,8 +114,7 @@ def check_current(url: str) -> None:
     if current is None:
         raise UsageError("the database has no schema yet: run 'idp init' first")
     head = head_revision()
-    known = {script.revision for script in ScriptDirectory(str(MIGRATIONS)).walk_revisions()}
-    if current != head and current in known:
+    if current != head and current in known_revisions():
         raise UsageError(
             f"the database schema is at revision {current} and this version needs {head}: "
             "run 'idp init' (it migrates)"

@@ -6,6 +6,7 @@ import os
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
 from idp import schema
@@ -102,6 +103,19 @@ def upgrade_to(url: str, revision: str) -> None:
             command.upgrade(cfg, revision)
     finally:
         engine.dispose()
+
+
+def test_the_revisions_read_from_file_names_are_alembics_one_chain() -> None:
+    """``schema.known_revisions`` reads the migrations' file names instead of
+    importing them; it must say what Alembic says: one chain, in order."""
+    scripts = ScriptDirectory(str(schema.MIGRATIONS))
+    chain = [script.revision for script in scripts.walk_revisions()][::-1]
+
+    assert schema.known_revisions() == tuple(chain)
+    assert scripts.get_heads() == [schema.head_revision()]
+    for script in scripts.walk_revisions():
+        assert script.module.__file__ is not None
+        assert os.path.basename(script.module.__file__).startswith(script.revision + "_")
 
 
 def test_only_this_versions_schema_is_current(backend: Backend) -> None:
