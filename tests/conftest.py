@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.harness import Backend, LiveIdp, app_for, make_settings, start_live_idp
+from tests.support.harness import (
+    Backend,
+    LiveIdp,
+    MigratedCopies,
+    app_for,
+    make_settings,
+    sqlite_files,
+    start_live_idp,
+)
 from tests.support.services import PostgresCluster, RedisServer
 from tests.support.smtp import SmtpServer
 
@@ -23,15 +31,26 @@ from tests.support.smtp import SmtpServer
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     kind = os.environ.get("IDP_TEST_DATABASE", "sqlite")
     if kind == "sqlite":
-        root = tmp_path_factory.mktemp("sqlite")
+        url, copy = sqlite_files(tmp_path_factory.mktemp("sqlite"))
         yield Backend(
-            kind="sqlite", make_url=lambda name: f"sqlite:///{root / name}.sqlite3", redis_url=""
+            kind="sqlite",
+            make_url=url,
+            redis_url="",
+            make_migrated_url=MigratedCopies(url, copy),
         )
         return
     if kind != "postgresql":
         raise pytest.UsageError(f"IDP_TEST_DATABASE={kind!r}: expected sqlite or postgresql")
     with PostgresCluster() as pg, RedisServer() as redis:
-        yield Backend(kind="postgresql", make_url=pg.create_database, redis_url=redis.url)
+        yield Backend(
+            kind="postgresql",
+            make_url=pg.create_database,
+            redis_url=redis.url,
+            make_migrated_url=MigratedCopies(
+                pg.create_database,
+                lambda template, name: pg.create_database(name, template=template),
+            ),
+        )
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +97,7 @@ def app_settings(backend: Backend, tmp_path: Path):  # type: ignore[no-untyped-d
     name = "unit_" + os.urandom(4).hex()
     settings = make_settings(
         tmp_path,
-        database_url=backend.make_url(name),
+        database_url=backend.migrated_url(name),
         redis_url=backend.redis_url,
         issuer="http://localhost:5999",
     )

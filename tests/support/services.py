@@ -158,11 +158,45 @@ class PostgresCluster:
             raise RuntimeError("PostgresCluster is not running")
         return self._proc.pid
 
-    def create_database(self, name: str) -> str:
-        """Create database ``name`` (a plain SQL identifier); return its URL."""
-        if not _DB_NAME_RE.fullmatch(name):
-            raise ValueError(f"invalid database name: {name!r}")
-        self._psql(f'CREATE DATABASE "{name}"')
+    def pause(self) -> None:
+        """Stop every process of the server (SIGSTOP), connections left open:
+        the kernel still acknowledges, nothing answers -- a paused VM, hung
+        storage.  Each backend is in a session of its own (PostgreSQL calls
+        ``setsid``), so the process group alone would miss them."""
+        for pid in self._server_pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self._server_pids():
+            os.kill(pid, signal.SIGCONT)
+
+    def _server_pids(self) -> list[int]:
+        """The started process and its descendants, parents first."""
+        children: dict[int, list[int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:  # gone meanwhile
+                continue
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        found, queue = [], [self.process_group]
+        while queue:
+            pid = queue.pop(0)
+            found.append(pid)
+            queue.extend(children.get(pid, []))
+        return found
+
+    def create_database(self, name: str, *, template: str | None = None) -> str:
+        """Create database ``name`` (a plain SQL identifier), empty or as a
+        copy of database ``template`` (which nobody may be connected to);
+        return its URL."""
+        for identifier in (name, template or name):
+            if not _DB_NAME_RE.fullmatch(identifier):
+                raise ValueError(f"invalid database name: {identifier!r}")
+        if template is None:
+            self._psql(f'CREATE DATABASE "{name}"')
+        else:  # a file copy: the default (WAL_LOG) writes every page through the WAL
+            self._psql(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
         return self._url_for(name)
 
     def __enter__(self) -> Self:
