@@ -69,7 +69,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(
         SECRET_KEY=_secret_key(settings),
         SQLALCHEMY_DATABASE_URI=absolute_url(settings.database.url),
-        SQLALCHEMY_ENGINE_OPTIONS=configure_engine(settings.database.url),
+        SQLALCHEMY_ENGINE_OPTIONS=configure_engine(
+            settings.database.url,
+            answer_timeout_seconds=settings.database.answer_timeout_seconds,
+        ),
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         MAX_FORM_MEMORY_SIZE=MAX_BODY_BYTES,
         SESSION_COOKIE_NAME=cookies.csrf_cookie_name(settings),

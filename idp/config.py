@@ -64,6 +64,10 @@ class DatabaseSettings:
     url: str = "sqlite:///var/idp.sqlite3"
     """SQLite (a relative path is the working directory's) or PostgreSQL with
     postgresql+psycopg://user:password@host/dbname; no other database."""
+    answer_timeout_seconds: int = 30
+    """PostgreSQL: how long a statement waits for the server's answer before
+    the connection is given up and the request answered 503; 0 waits
+    without end.  ``idp worker`` and ``idp init`` always wait."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

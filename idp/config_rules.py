@@ -83,6 +83,7 @@ def check(s: Settings) -> None:
         "server.trusted_proxies",
         "mail.smtp_port",
         "tokens.refresh_reuse_seconds",
+        "database.answer_timeout_seconds",
     ):
         _positive(s, key, 0)
     for key in (

@@ -176,7 +176,7 @@ def secret_hash(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()
 
 
-def configure_engine(url: str) -> dict[str, Any]:
+def configure_engine(url: str, *, answer_timeout_seconds: int = 0) -> dict[str, Any]:
     """Engine options per backend.
 
     SQLite (the laptop default) waits for a lock instead of failing at once
@@ -184,15 +184,36 @@ def configure_engine(url: str) -> dict[str, Any]:
     PostgreSQL connection is checked before use only when it sat idle a
     while (:func:`_ping_if_idle`), not on every checkout as ``pool_pre_ping``
     would: that round trip cost a third of the throughput of introspection
-    and UserInfo (``make bench``)."""
+    and UserInfo (``make bench``).  With ``answer_timeout_seconds`` a
+    PostgreSQL statement stops waiting for its answer after that long
+    (``idp.answer_deadline``); 0 waits without end."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     options: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}
     given = make_url(url).query
-    connect_args = {k: v for k, v in POSTGRESQL_CONNECTION_DEFAULTS.items() if k not in given}
+    connect_args: dict[str, Any] = {
+        k: v for k, v in POSTGRESQL_CONNECTION_DEFAULTS.items() if k not in given
+    }
+    if answer_timeout_seconds:
+        from idp.answer_deadline import CONNECT_ARG
+
+        connect_args[CONNECT_ARG] = answer_timeout_seconds
     if connect_args:
         options["connect_args"] = connect_args
     return options
+
+
+@event.listens_for(Engine, "do_connect")
+def _connect_with_a_deadline(
+    dialect: Dialect, connection_record: Any, cargs: list[Any], cparams: dict[str, Any]
+) -> Any:
+    """A PostgreSQL connection of an engine given an answer timeout is a
+    ``DeadlineConnection``; None leaves the connection to the driver."""
+    if dialect.name != "postgresql":
+        return None
+    from idp import answer_deadline
+
+    return answer_deadline.connect(cargs, cparams)
 
 
 CONNECT_TIMEOUT_SECONDS = 10

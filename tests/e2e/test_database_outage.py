@@ -5,12 +5,19 @@ answer ``temporarily_unavailable`` as JSON, the pages a readable 503 page,
 both with ``Retry-After`` (a load balancer and a client try again instead
 of taking it as a fault); what needs no database (discovery) still
 answers; the log says so in one line, with no traceback per request, and so does
-the outbox worker beside the server, which keeps running."""
+the outbox worker beside the server, which keeps running.
+
+A database that is there but does not answer (its processes stopped: the
+kernel still acknowledges, as for a paused VM or hung storage) gets the
+same answer once ``database.answer_timeout_seconds`` has passed, and the
+provider serves again when it answers again."""
 
 from __future__ import annotations
 
 import os
 import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -92,4 +99,53 @@ def test_a_database_that_is_gone_is_a_503_with_retry_after(
                 timeout=15,
             )
             assert "idp: error" not in idp.log()  # the worker did not exit
+            assert "Traceback" not in idp.log(), idp.log()
+
+
+def test_a_database_that_does_not_answer_is_a_503_once_the_answer_timeout_passes(
+    backend: Backend, tmp_path: Path
+) -> None:
+    if backend.kind != "postgresql":
+        pytest.skip("a database server to stop; checked on the PostgreSQL run")
+    with PostgresCluster() as pg:
+        own = Backend(
+            kind="postgresql",
+            make_url=lambda name: pg.create_database(name) + "?connect_timeout=2",
+            redis_url="",
+        )
+        with start_live_idp(
+            tmp_path, own, name="frozen", database_options="answer_timeout_seconds = 2"
+        ) as idp:
+            client = idp.create_client()
+            signed = sign_in(idp, client=client)
+            bearer = {"Authorization": f"Bearer {signed.tokens['access_token']}"}
+
+            def userinfo() -> tuple[int, str | None, float]:
+                started = time.monotonic()
+                reply = requests.get(idp.url + "/userinfo", headers=bearer, timeout=60)
+                return (
+                    reply.status_code,
+                    reply.headers.get("Retry-After"),
+                    time.monotonic() - started,
+                )
+
+            assert userinfo()[0] == 200
+            pg.pause()
+            try:
+                with ThreadPoolExecutor(4) as pool:
+                    waiting = [pool.submit(userinfo) for _ in range(4)]
+                    live = requests.get(idp.url + "/health/live", timeout=10)
+                    answers = [future.result() for future in waiting]
+                # Two seconds for the statement, or for the ping of a
+                # connection that sat idle; a request that needs a new
+                # connection waits connect_timeout for it, twice: libpq's
+                # sslmode=prefer tries with TLS, then without.
+                for status, retry_after, seconds in answers:
+                    assert (status, retry_after) == (503, "5")
+                    assert seconds < 2 + 2 * 2 + 5
+                assert live.status_code == 200
+                assert "database unavailable: " in idp.log()
+            finally:
+                pg.resume()
+            eventually(lambda: userinfo()[0] == 200, timeout=30)
             assert "Traceback" not in idp.log(), idp.log()

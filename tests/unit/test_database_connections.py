@@ -11,8 +11,10 @@ errors as Core raises them, SQLite's writers still queued."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from idp import accounts, bearer_tokens, clock, members, prepared, rotation, tokens
 from idp import db as database
+from idp.answer_deadline import DeadlineConnection
 from idp.db import db
 from idp.models import AccessToken, User
 from idp.prepared import read_in_transaction, read_one, write
@@ -367,3 +370,49 @@ def test_a_postgresql_connection_gives_up_on_a_silent_server_unless_the_url_says
     _, params = engine.dialect.create_connect_args(engine.url)
     assert params["connect_timeout"] == "3"
     assert params["tcp_user_timeout"] == "2000"
+
+
+def test_a_statement_whose_answer_does_not_come_in_time_fails_and_its_connection_goes(
+    backend: Backend,
+) -> None:
+    """``database.answer_timeout_seconds``: past it the statement fails as
+    "unavailable" (a 503) and the connection, in an unknown state, is never
+    handed out again; a statement answered in time is not affected."""
+    if backend.kind != "postgresql":
+        pytest.skip("a PostgreSQL server to wait for")
+    url = backend.make_url("deadline_" + os.urandom(4).hex())
+    engine = create_engine(url, **database.configure_engine(url, answer_timeout_seconds=1))
+    try:
+        with engine.connect() as connection:
+            driver = connection.connection.driver_connection
+            assert isinstance(driver, DeadlineConnection)
+            assert driver.answer_timeout_seconds == 1
+            assert connection.execute(text("select pg_sleep(0.2), 1")).one()[1] == 1
+            started = time.monotonic()
+            with pytest.raises(DBAPIError) as raised:
+                connection.execute(text("select pg_sleep(30)"))
+            waited = time.monotonic() - started
+        assert 1 <= waited < 10
+        assert database.unavailable(raised.value)
+        assert "the database did not answer within 1 s" in str(raised.value)
+        assert driver.closed
+        with engine.connect() as connection:
+            assert connection.connection.driver_connection is not driver
+            assert connection.execute(text("select 2")).scalar_one() == 2
+    finally:
+        engine.dispose()
+
+
+def test_the_provider_waits_for_answers_as_configured_and_migrations_always(
+    app: Flask, backend: Backend
+) -> None:
+    if backend.kind != "postgresql":
+        pytest.skip("SQLite's waits are for its lock (30 s), not for a server")
+    url = str(db.engine.url.render_as_string(hide_password=False))
+    with app.app_context(), db.engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        assert isinstance(driver, DeadlineConnection)
+        assert driver.answer_timeout_seconds == 30  # the default
+    assert database.configure_engine(url)["connect_args"].keys() == (
+        database.POSTGRESQL_CONNECTION_DEFAULTS.keys()  # idp init's: no deadline
+    )
