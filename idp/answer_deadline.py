@@ -12,8 +12,8 @@ psycopg consumes each operation (a statement, a commit) in one ``wait``
 call, which takes a deadline; :class:`DeadlineConnection` gives every such
 wait one.  When it passes, the connection is closed -- what it was in the
 middle of is unknown, so it must never be used again -- and the statement
-fails with psycopg's ``OperationalError``: the database is unavailable, a
-503 with ``Retry-After`` (``idp.db.unavailable``).
+fails with :class:`AnswerTimeout`, a psycopg ``OperationalError``: the
+database is unavailable, a 503 with ``Retry-After`` (``idp.db.unavailable``).
 
 Engines ask for it through their ``connect_args`` (``CONNECT_ARG``), which
 :func:`connect` takes out before psycopg sees them: ``idp.db`` wires it as
@@ -27,12 +27,18 @@ import psycopg
 from psycopg.abc import PQGen
 from psycopg.pq import TransactionStatus
 
-__all__ = ["CONNECT_ARG", "DeadlineConnection", "connect"]
+__all__ = ["CONNECT_ARG", "AnswerTimeout", "DeadlineConnection", "connect"]
 
 RV = TypeVar("RV")
 
 CONNECT_ARG = "idp_answer_timeout_seconds"
 """The ``connect_args`` key that asks for a deadline, in seconds."""
+
+
+class AnswerTimeout(psycopg.OperationalError):
+    """The server's answer did not come in time; the connection is closed.
+
+    Not a connection that died: trying again on another only waits again."""
 
 
 class DeadlineConnection(psycopg.Connection[Any]):
@@ -52,7 +58,7 @@ class DeadlineConnection(psycopg.Connection[Any]):
             # Still waiting for an answer: the deadline passed.  Whatever the
             # server does with the statement, this connection is done.
             self.close()
-            raise psycopg.OperationalError(
+            raise AnswerTimeout(
                 f"the database did not answer within {timeout:g} s; connection closed"
             ) from e
 

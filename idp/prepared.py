@@ -119,7 +119,8 @@ def read_one(statement: Select[*tuple[Any, ...]], params: dict[str, Any]) -> Any
     and handing it back cost a fifth of introspection's throughput on
     PostgreSQL (``make bench``).  The row reads by attribute name, like
     Core's, with the same types.  A connection found dead (the database
-    restarted) is closed and the read tried once more on another."""
+    restarted) is closed and the read tried once more on another; not one
+    whose answer did not come in time (``idp.answer_deadline``)."""
     engine = db.engine
     prepared = _prepared(statement, engine.dialect)
     parameters = prepared.parameters(params)
@@ -135,6 +136,10 @@ def read_one(statement: Select[*tuple[Any, ...]], params: dict[str, Any]) -> Any
         except dbapi_error as e:
             tries -= 1
             lost = engine.dialect.is_disconnect(e, connection.dbapi_connection, None)
+            if lost and engine.dialect.name == "postgresql":
+                from idp.answer_deadline import AnswerTimeout
+
+                lost = not isinstance(e, AnswerTimeout)  # silent, not dead: no second wait
             kept.discard(connection, e)
             if not (lost and tries):
                 raise DBAPIError.instance(prepared.sql, parameters, e, dbapi_error) from e

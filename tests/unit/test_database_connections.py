@@ -15,6 +15,7 @@ import os
 import sqlite3
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,11 +25,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from idp import accounts, bearer_tokens, clock, members, prepared, rotation, tokens
 from idp import db as database
-from idp.answer_deadline import DeadlineConnection
+from idp.answer_deadline import AnswerTimeout, DeadlineConnection
 from idp.db import db
 from idp.models import AccessToken, User
 from idp.prepared import read_in_transaction, read_one, write
-from tests.support.harness import Backend
+from tests.support.harness import Backend, app_for, make_settings
 
 
 def test_an_idle_connection_that_died_is_replaced_unseen(
@@ -416,3 +417,38 @@ def test_the_provider_waits_for_answers_as_configured_and_migrations_always(
     assert database.configure_engine(url)["connect_args"].keys() == (
         database.POSTGRESQL_CONNECTION_DEFAULTS.keys()  # idp init's: no deadline
     )
+
+
+def test_a_read_whose_answer_does_not_come_is_not_tried_again(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """A connection that died is worth one more try; a server that does not
+    answer in time would only be waited for twice."""
+    if backend.kind != "postgresql":
+        pytest.skip("a PostgreSQL server to wait for")
+    url = backend.migrated_url("silent_" + os.urandom(4).hex())
+    settings = make_settings(
+        tmp_path,
+        database_url=url,
+        issuer="http://localhost:5999",
+        database_options="answer_timeout_seconds = 2",
+    )
+    locker = create_engine(url)
+    try:
+        with app_for(settings):
+            member = accounts.create(
+                username="silent",
+                email="silent@example.com",
+                password="a long and unusual passphrase",
+            )
+            with locker.begin() as connection:  # a read of users waits for this lock
+                connection.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
+                started = time.monotonic()
+                with pytest.raises(DBAPIError) as raised:
+                    members.find_committed(member.id)  # idp.prepared.read_one
+                waited = time.monotonic() - started
+    finally:
+        locker.dispose()
+
+    assert isinstance(raised.value.orig, AnswerTimeout)
+    assert 2 <= waited < 4  # one wait of two seconds, not two
