@@ -7,7 +7,6 @@ the operator for anything we can explain."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -256,10 +255,6 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    # No request waits on the worker, and a purge of what expired since the
-    # last (tokens: one statement) may take a while: it waits for its answer.
-    database = dataclasses.replace(settings.database, answer_timeout_seconds=0)
-    settings = dataclasses.replace(settings, database=database)
     _wait_for_the_database(settings, stop)
     if stop.is_set():  # stopped while it waited
         return

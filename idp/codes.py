@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 
 from idp import clock, events, members, runtime, sessions, tokens
 from idp.clients import RelyingParty
-from idp.db import db, new_secret, refuse, secret_hash, service
+from idp.db import db, delete_batch, new_secret, refuse, secret_hash, service
 from idp.errors import InvalidGrantError, NotFoundError
 from idp.models import AuthorizationCode
 from idp.prepared import read_in_transaction, write
@@ -231,12 +231,13 @@ def _replayed(grant: CodeGrant, family_id: str | None) -> None:
     )
 
 
-def purge_expired(now: dt.datetime) -> None:
-    """Delete codes past their expiry (joins the caller's transaction).
+def purge_expired(now: dt.datetime, *, batch: int) -> int:
+    """Delete up to ``batch`` codes past their expiry (joins the caller's
+    transaction); returns how many went.
 
     A spent code is kept until then so that a replay still finds it and
     revokes what it issued."""
-    db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at < now))
+    return delete_batch(AuthorizationCode, AuthorizationCode.expires_at < now, batch=batch)
 
 
 def forget_user(user_id: str) -> None:

@@ -67,7 +67,7 @@ class DatabaseSettings:
     answer_timeout_seconds: int = 30
     """PostgreSQL: how long a statement waits for the server's answer before
     the connection is given up and the request answered 503; 0 waits
-    without end.  ``idp worker`` and ``idp init`` always wait."""
+    without end.  ``idp init`` (migrations) always waits."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

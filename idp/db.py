@@ -39,7 +39,18 @@ from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, Row, Text, TypeDecorator, event, text
+from sqlalchemy import (
+    DateTime,
+    MetaData,
+    Row,
+    Text,
+    TypeDecorator,
+    delete,
+    event,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -58,6 +69,7 @@ __all__ = [
     "answers",
     "configure_engine",
     "db",
+    "delete_batch",
     "json_object",
     "new_identifier",
     "new_secret",
@@ -428,6 +440,21 @@ def refuse(error: Exception, *, record: Callable[[], None]) -> NoReturn:
     record()
     db.session.commit()
     raise error
+
+
+def delete_batch(model: Any, *where: Any, batch: int) -> int:
+    """Delete at most ``batch`` rows of ``model`` matching ``where`` (joins
+    the caller's transaction); returns how many went.
+
+    For the worker's purges, a batch per transaction: ten minutes of expired
+    tokens of a busy provider is a long statement, holding its locks and
+    its transaction open, and it would have to finish within
+    ``database.answer_timeout_seconds`` or be rolled back -- and meet more
+    rows the next time."""
+    key = inspect(model).primary_key[0]
+    chosen = select(key).where(*where).limit(batch).scalar_subquery()
+    statement = delete(model).where(key.in_(chosen)).execution_options(synchronize_session=False)
+    return rowcount(db.session.execute(statement))
 
 
 def rowcount(result: Any) -> int:

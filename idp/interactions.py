@@ -40,7 +40,7 @@ from idp import (
 )
 from idp.authorization_requests import AuthorizationRequest, error_redirect, to_client
 from idp.clients import RelyingParty
-from idp.db import db, new_secret, refuse, rowcount, secret_hash, service
+from idp.db import db, delete_batch, new_secret, refuse, rowcount, secret_hash, service
 from idp.errors import (
     AccessDeniedError,
     InteractionError,
@@ -391,9 +391,10 @@ def resume(uid: str, *, session: SessionInfo | None) -> str:
     return _issue_code(request, bound)
 
 
-def purge_expired(now: dt.datetime) -> None:
-    """Delete interactions past their expiry (joins the caller's transaction)."""
-    db.session.execute(delete(Interaction).where(Interaction.expires_at < now))
+def purge_expired(now: dt.datetime, *, batch: int) -> int:
+    """Delete up to ``batch`` interactions past their expiry (joins the
+    caller's transaction); returns how many went."""
+    return delete_batch(Interaction, Interaction.expires_at < now, batch=batch)
 
 
 def forget_user(user_id: str) -> None:

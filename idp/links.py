@@ -13,10 +13,10 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 
 from idp import clock, runtime
-from idp.db import db, new_secret, rowcount, secret_hash
+from idp.db import db, delete_batch, new_secret, rowcount, secret_hash
 from idp.errors import LinkError
 from idp.models import EmailLink
 
@@ -118,6 +118,7 @@ def redeem(token: str, purpose: Purpose) -> LinkUse:
     return LinkUse(user_id=row.user_id, email=row.email, purpose=purpose)
 
 
-def purge_expired(now: dt.datetime) -> None:
-    """Delete links a day past their expiry (joins the caller's transaction)."""
-    db.session.execute(delete(EmailLink).where(EmailLink.expires_at < now - dt.timedelta(days=1)))
+def purge_expired(now: dt.datetime, *, batch: int) -> int:
+    """Delete up to ``batch`` links a day past their expiry (joins the
+    caller's transaction); returns how many went."""
+    return delete_batch(EmailLink, EmailLink.expires_at < now - dt.timedelta(days=1), batch=batch)

@@ -22,10 +22,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, literal, select, update
+from sqlalchemy import Select, func, insert, literal, select, update
 
 from idp import clock
-from idp.db import db, new_secret, rowcount, service
+from idp.db import db, delete_batch, new_secret, rowcount, service
 from idp.models import OutboxMessage
 
 __all__ = [
@@ -212,16 +212,15 @@ def forget_payload(item: OutboxItem, *, keep: tuple[str, ...]) -> None:
     )
 
 
-def purge_finished(older_than: dt.timedelta) -> int:
-    """Delete delivered or failed messages older than this (joins the caller's transaction)."""
-    cutoff = clock.now() - older_than
-    result = db.session.execute(
-        delete(OutboxMessage).where(
-            OutboxMessage.created_at < cutoff,
-            (OutboxMessage.delivered_at.is_not(None)) | (OutboxMessage.failed_at.is_not(None)),
-        )
+def purge_finished(older_than: dt.timedelta, *, batch: int) -> int:
+    """Delete up to ``batch`` delivered or failed messages older than this
+    (joins the caller's transaction); returns how many went."""
+    return delete_batch(
+        OutboxMessage,
+        OutboxMessage.created_at < clock.now() - older_than,
+        (OutboxMessage.delivered_at.is_not(None)) | (OutboxMessage.failed_at.is_not(None)),
+        batch=batch,
     )
-    return rowcount(result)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ import qrcode.image.svg
 from sqlalchemy import delete, select, update
 
 from idp import clock, events, geo, passkeys, runtime
-from idp.db import db, new_secret, refuse, rowcount, secret_hash, service
+from idp.db import db, delete_batch, new_secret, refuse, rowcount, secret_hash, service
 from idp.errors import QrError
 from idp.members import Member
 from idp.models import QrRequest
@@ -313,9 +313,10 @@ def deny(token: str, *, ip: str | None = None) -> None:
     _end_denied(row.id, row.public_id, "denied_by_person", ip)
 
 
-def purge_expired(now: dt.datetime) -> None:
-    """Delete requests a day past their expiry (joins the caller's transaction)."""
-    db.session.execute(delete(QrRequest).where(QrRequest.expires_at < now - dt.timedelta(days=1)))
+def purge_expired(now: dt.datetime, *, batch: int) -> int:
+    """Delete up to ``batch`` requests a day past their expiry (joins the
+    caller's transaction); returns how many went."""
+    return delete_batch(QrRequest, QrRequest.expires_at < now - dt.timedelta(days=1), batch=batch)
 
 
 def forget_user(user_id: str) -> None:

@@ -29,12 +29,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from idp import acr, clock, devices, events, geo, runtime
 from idp.config import SessionSettings
-from idp.db import AnyRow, db, new_identifier, new_secret, secret_hash, service
+from idp.db import AnyRow, db, delete_batch, new_identifier, new_secret, secret_hash, service
 from idp.errors import NotFoundError
 from idp.forced_logout import MISUSE_REASONS, LogoutReason, force_logout
 from idp.models import RefreshToken, SessionClient, SignInSession
@@ -386,9 +386,10 @@ def device_forced_out_since(device_id: str | None, since: dt.datetime) -> bool:
     return found is not None
 
 
-def purge_ended(before: dt.datetime) -> None:
-    """Delete sessions that ended or expired before ``before`` (joins the
-    caller's transaction), with the record of the services they reached.
+def purge_ended(before: dt.datetime, *, batch: int) -> int:
+    """Delete up to ``batch`` sessions that ended or expired before
+    ``before`` (joins the caller's transaction), with the record of the
+    services they reached; returns how many went.
 
     Kept a while after they end so that the person's and the admin's session
     lists and the audit trail can still name them, and as long as an offline
@@ -401,12 +402,10 @@ def purge_ended(before: dt.datetime) -> None:
         RefreshToken.revoked_at.is_(None),
         RefreshToken.expires_at > now,
     )
-    db.session.execute(
-        delete(SignInSession)
-        .where(
-            (SignInSession.expires_at < before)
-            | (SignInSession.ended_at.is_not(None) & (SignInSession.ended_at < before)),
-            ~offline_alive,
-        )
-        .execution_options(synchronize_session=False)
+    return delete_batch(
+        SignInSession,
+        (SignInSession.expires_at < before)
+        | (SignInSession.ended_at.is_not(None) & (SignInSession.ended_at < before)),
+        ~offline_alive,
+        batch=batch,
     )

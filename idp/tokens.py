@@ -26,7 +26,7 @@ from sqlalchemy import delete, insert, update
 
 from idp import accounts, clock, events, members, runtime
 from idp.clients import RelyingParty
-from idp.db import db, new_secret, secret_hash, service
+from idp.db import db, delete_batch, new_secret, secret_hash, service
 from idp.models import AccessToken, RefreshToken
 from idp.prepared import write
 
@@ -348,14 +348,18 @@ def issue_for_client(client: RelyingParty, scope: str) -> TokenSet:
     return TokenSet(access_token=access.token, expires_in=access.expires_in, scope=scope)
 
 
-def purge_expired(now: dt.datetime) -> None:
-    """Delete access-token records and refresh tokens past their expiry.
+def purge_expired(now: dt.datetime, *, batch: int) -> int:
+    """Delete up to ``batch`` access-token records and as many refresh
+    tokens past their expiry (joins the caller's transaction); returns the
+    larger count.
 
     An expired token fails verification on its own ``exp``; its record is
-    only needed until then (joins the caller's transaction).  Which services
-    a session reached is kept on the session, not read from these rows."""
-    db.session.execute(delete(AccessToken).where(AccessToken.expires_at < now))
-    db.session.execute(delete(RefreshToken).where(RefreshToken.expires_at < now))
+    only needed until then.  Which services a session reached is kept on
+    the session, not read from these rows."""
+    return max(
+        delete_batch(AccessToken, AccessToken.expires_at < now, batch=batch),
+        delete_batch(RefreshToken, RefreshToken.expires_at < now, batch=batch),
+    )
 
 
 def forget_user(user_id: str) -> None:

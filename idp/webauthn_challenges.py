@@ -17,11 +17,11 @@ import json
 import secrets
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from idp import clock
-from idp.db import db, rowcount, secret_hash
+from idp.db import db, delete_batch, rowcount, secret_hash
 from idp.errors import PasskeyError
 from idp.models import WebauthnChallenge
 
@@ -86,6 +86,7 @@ def mark_spent(challenge_id: int) -> bool:
     return rowcount(spent) == 1
 
 
-def purge_expired(now: dt.datetime) -> None:
-    """Delete challenges past their expiry (joins the caller's transaction)."""
-    db.session.execute(delete(WebauthnChallenge).where(WebauthnChallenge.expires_at < now))
+def purge_expired(now: dt.datetime, *, batch: int) -> int:
+    """Delete up to ``batch`` challenges past their expiry (joins the
+    caller's transaction); returns how many went."""
+    return delete_batch(WebauthnChallenge, WebauthnChallenge.expires_at < now, batch=batch)

@@ -132,18 +132,36 @@ def _failed(item: OutboxItem, error: str, *, permanent: bool) -> None:
     log.warning("gave up on outbox message %s after %s attempts: %s", item.id, item.attempts, error)
 
 
+PURGE_BATCH = events.PURGE_BATCH
+"""Rows one purge deletes per transaction (``idp.db.delete_batch``), as
+many as of the sign-in attempts."""
+
+_PURGES: tuple[Callable[[dt.datetime, int], int], ...] = (
+    lambda now, batch: codes.purge_expired(now, batch=batch),
+    lambda now, batch: interactions.purge_expired(now, batch=batch),
+    lambda now, batch: tokens.purge_expired(now, batch=batch),
+    lambda now, batch: webauthn_challenges.purge_expired(now, batch=batch),
+    lambda now, batch: qr.purge_expired(now, batch=batch),
+    lambda now, batch: links.purge_expired(now, batch=batch),
+    lambda now, batch: sessions.purge_ended(now - KEEP_ENDED_SESSIONS, batch=batch),
+    lambda now, batch: outbox.purge_finished(KEEP_FINISHED, batch=batch),
+)
+"""What expires, each deleting one batch: ``(now, batch) -> rows deleted``."""
+
+
 @service
+def _purge_batch(purge: Callable[[dt.datetime, int], int], now: dt.datetime) -> int:
+    return purge(now, PURGE_BATCH)
+
+
 def purge_expired() -> None:
-    """Delete expired codes, interactions, tokens and long-ended sessions."""
+    """Delete expired codes, interactions, tokens and long-ended sessions,
+    a batch per transaction, so that no purge holds a long lock or runs
+    past ``database.answer_timeout_seconds``."""
     now = clock.now()
-    codes.purge_expired(now)
-    interactions.purge_expired(now)
-    tokens.purge_expired(now)
-    webauthn_challenges.purge_expired(now)
-    qr.purge_expired(now)
-    links.purge_expired(now)
-    sessions.purge_ended(now - KEEP_ENDED_SESSIONS)
-    outbox.purge_finished(KEEP_FINISHED)
+    for purge in _PURGES:
+        while _purge_batch(purge, now) >= PURGE_BATCH:
+            pass
 
 
 @service

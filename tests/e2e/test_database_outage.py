@@ -9,8 +9,8 @@ the outbox worker beside the server, which keeps running.
 
 A database that is there but does not answer (its processes stopped: the
 kernel still acknowledges, as for a paused VM or hung storage) gets the
-same answer once ``database.answer_timeout_seconds`` has passed, and the
-provider serves again when it answers again."""
+same answer once ``database.answer_timeout_seconds`` has passed, the worker
+says so rather than waiting, and both carry on when it answers again."""
 
 from __future__ import annotations
 
@@ -148,4 +148,8 @@ def test_a_database_that_does_not_answer_is_a_503_once_the_answer_timeout_passes
             finally:
                 pg.resume()
             eventually(lambda: userinfo()[0] == 200, timeout=30)
+            # The outbox worker beside the server waited no longer either:
+            # it said so, and carries on.
+            eventually(lambda: "\ndatabase answers again" in idp.log(), timeout=30)
+            assert "\ndatabase unavailable: " in idp.log()
             assert "Traceback" not in idp.log(), idp.log()

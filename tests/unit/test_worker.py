@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 
 from idp import accounts, backchannel, clients, clock, events, outbox, worker
 from idp.db import db
@@ -128,3 +129,47 @@ def test_a_private_back_channel_address_is_refused_unless_allowed(app: Flask, ur
             backchannel_logout_uri=uri,
             allow_private_uris=False,
         )
+
+
+def test_the_purge_deletes_in_batches_each_committed_and_keeps_what_is_due(
+    app: Flask, frozen_clock: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No purge is one long statement: with batches of 3, seven finished
+    messages go in three transactions; one still to deliver stays."""
+    monkeypatch.setattr(worker, "PURGE_BATCH", 3)
+    member = accounts.create(username="hanako", email="h@example.com", password="a long passphrase")
+    items = [
+        {"uri": "https://shop.example/logout", "sid": f"sid-{n}", "sub": member.id}
+        for n in range(8)
+    ]
+    outbox.enqueue_many(backchannel.KIND, items, ttl=dt.timedelta(hours=24))
+    db.session.commit()
+    finished = db.session.scalars(select(OutboxMessage.id).order_by(OutboxMessage.id)).all()[:7]
+    db.session.execute(
+        update(OutboxMessage).where(OutboxMessage.id.in_(finished)).values(delivered_at=clock.now())
+    )
+    db.session.commit()
+    clock.advance(days=8)
+    statements: list[str] = []
+    commits: list[bool] = []
+
+    def note_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement.lstrip())
+
+    def note_commit(conn: Any) -> None:
+        commits.append(True)
+
+    event.listen(db.engine, "before_cursor_execute", note_statement)
+    event.listen(db.engine, "commit", note_commit)
+    try:
+        worker.purge_expired()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note_statement)
+        event.remove(db.engine, "commit", note_commit)
+
+    remaining = db.session.scalars(select(OutboxMessage.id)).all()
+    assert len(remaining) == 1
+    assert remaining[0] not in finished
+    deletes = [s.split()[:3] for s in statements if s.startswith("DELETE")]
+    assert deletes.count(["DELETE", "FROM", OutboxMessage.__tablename__]) == 3
+    assert len(commits) == len(worker._PURGES) + 2  # one per batch
