@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _reasons() -> list[Any]:
-    from idp.forced_logout import LogoutReason
+    from idp.logout_reasons import LogoutReason
 
     return [
         LogoutReason.ADMIN,

@@ -17,47 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from sqlalchemy import select, update
 
 from idp import backchannel, clock, events, tokens
 from idp.db import db, service
+from idp.logout_reasons import MISUSE_REASONS, LogoutReason
 from idp.models import SignInSession
 
 __all__ = ["MISUSE_REASONS", "LogoutReason", "LogoutReport", "force_logout"]
 
 
-class LogoutReason(StrEnum):
-    """Why a session ended: recorded in the audit log and on the session."""
-
-    SIGNOUT = "signout"
-    """The person signed out of this browser (offline tokens survive)."""
-    RP_LOGOUT = "rp_logout"
-    """A relying service asked (RP-initiated logout; offline tokens survive)."""
-    USER_REVOKED = "user_revoked"
-    """The person ended another of their sessions ("sign out other devices")."""
-    ADMIN = "admin"
-    REFRESH_TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 - a reason, not a secret
-    ACCOUNT_DISABLED = "account_disabled"
-    ACCOUNT_DELETED = "account_deleted"
-    ACCOUNT_CANCELLED = "account_cancelled"
-    PASSWORD_RESET = "password_reset"  # noqa: S105 - a reason, not a secret
-    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a secret
-    SUSPICIOUS_ACTIVITY = "suspicious_activity"
-    STEP_UP_REFUSED = "step_up_refused"
-    """The fifth wrong answer to an extra check."""
-    REPLACED = "replaced"
-    """Another account signed in on the same browser."""
-
-
-MISUSE_REASONS = frozenset(
-    {
-        LogoutReason.REFRESH_TOKEN_REUSE,
-        LogoutReason.SUSPICIOUS_ACTIVITY,
-        LogoutReason.STEP_UP_REFUSED,
-    }
-)
 """Forced logouts for suspected misuse: the device is suspect for a while."""
 
 
