@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 
 from idp import clock, metrics
-from idp.db import db, rowcount
+from idp.db import db, delete_batch
 from idp.models import AuditEvent, SignInAttempt
 
 __all__ = [
@@ -184,19 +184,7 @@ def purge_attempts(before: dt.datetime, *, batch: int = PURGE_BATCH) -> int:
     """Delete one batch of attempts older than ``before`` (joins the caller's
     transaction); returns how many went.  The worker calls it until fewer
     than ``batch`` go, one transaction each."""
-    oldest = (
-        select(SignInAttempt.id)
-        .where(SignInAttempt.at < before)
-        .order_by(SignInAttempt.at)
-        .limit(batch)
-        .scalar_subquery()
-    )
-    result = db.session.execute(
-        delete(SignInAttempt)
-        .where(SignInAttempt.id.in_(oldest))
-        .execution_options(synchronize_session=False)
-    )
-    return rowcount(result)
+    return delete_batch(SignInAttempt, SignInAttempt.at < before, batch=batch)
 
 
 def forget_user(user_id: str) -> None:
