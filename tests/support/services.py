@@ -162,13 +162,19 @@ class PostgresCluster:
         """Stop every process of the server (SIGSTOP), connections left open:
         the kernel still acknowledges, nothing answers -- a paused VM, hung
         storage.  Each backend is in a session of its own (PostgreSQL calls
-        ``setsid``), so the process group alone would miss them."""
-        for pid in self._server_pids():
-            os.kill(pid, signal.SIGSTOP)
+        ``setsid``), so the process group alone would miss them.  Listed
+        again until no new one appeared (one forked while stopping)."""
+        stopped: set[int] = set()
+        while new := [pid for pid in self._server_pids() if pid not in stopped]:
+            for pid in new:
+                with contextlib.suppress(ProcessLookupError):  # exited meanwhile
+                    os.kill(pid, signal.SIGSTOP)
+                stopped.add(pid)
 
     def resume(self) -> None:
         for pid in self._server_pids():
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def _server_pids(self) -> list[int]:
         """The started process and its descendants, parents first."""
