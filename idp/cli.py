@@ -37,7 +37,10 @@ def _app(settings: Settings) -> Iterator[Any]:
     database without it (or behind it) says to run ``idp init``."""
     from idp import create_app, schema
 
-    schema.check_current(settings.database.url)
+    schema.check_current(
+        settings.database.url,
+        answer_timeout_seconds=settings.database.answer_timeout_seconds,
+    )
     app = create_app(settings)
     with app.app_context():
         yield app
@@ -70,7 +73,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
             demo = bootstrap.ensure_demo(settings)
         serving.announce(settings, demo)
     else:
-        schema.check_current(settings.database.url)
+        schema.check_current(
+            settings.database.url,
+            answer_timeout_seconds=settings.database.answer_timeout_seconds,
+        )
     if not args.no_worker:
         serving.start_worker_process(args.config)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -280,7 +286,10 @@ def _wait_for_the_database(settings: Settings, stop: Any) -> None:
     said = False
     while not stop.is_set():
         try:
-            schema.check_current(settings.database.url)
+            schema.check_current(
+                settings.database.url,
+                answer_timeout_seconds=settings.database.answer_timeout_seconds,
+            )
             return
         except SQLAlchemyError as e:
             if not unavailable(e):

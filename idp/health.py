@@ -53,7 +53,11 @@ class _SchemaWatch:
     def state(self) -> str:
         if not self.seen_current:
             try:
-                schema.check_current(runtime.current().settings.database.url)
+                database_settings = runtime.current().settings.database
+                schema.check_current(
+                    database_settings.url,
+                    answer_timeout_seconds=database_settings.answer_timeout_seconds,
+                )
             except UsageError:
                 return "behind"
             except Exception as e:

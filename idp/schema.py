@@ -70,10 +70,11 @@ def upgrade(url: str) -> None:
         engine.dispose()
 
 
-def current_revision(url: str) -> str | None:
+def current_revision(url: str, *, answer_timeout_seconds: int = 0) -> str | None:
     url = absolute_url(url)
     _prepare_sqlite(url)
-    engine = create_engine(url, **configure_engine(url))
+    options = configure_engine(url, answer_timeout_seconds=answer_timeout_seconds)
+    engine = create_engine(url, **options)
     try:
         with engine.connect() as connection:
             if not inspect(connection).has_table("alembic_version"):
@@ -103,14 +104,16 @@ def head_revision() -> str:
     return known_revisions()[-1]
 
 
-def check_current(url: str) -> None:
+def check_current(url: str, *, answer_timeout_seconds: int = 0) -> None:
     """UsageError unless the database holds this version's schema.
 
     A schema that is behind (a new version deployed without ``idp init``)
     is refused, naming both revisions.  A revision this version does not
     know is left alone: a newer version migrated it, and going back a
-    version after an additive migration is how a bad deploy is undone."""
-    current = current_revision(url)
+    version after an additive migration is how a bad deploy is undone.
+    ``answer_timeout_seconds``: as for the application's statements
+    (``idp.db.configure_engine``)."""
+    current = current_revision(url, answer_timeout_seconds=answer_timeout_seconds)
     if current is None:
         raise UsageError("the database has no schema yet: run 'idp init' first")
     head = head_revision()
