@@ -195,7 +195,13 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 class Ours(Provider):
-    def __init__(self, workdir: Path, database_url: str, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        database_url: str,
+        threads: int | None = None,
+        algorithm: str = "RS256",
+    ) -> None:
         super().__init__(
             name="idp",
             port=free_port(),
@@ -220,6 +226,7 @@ class Ours(Provider):
             IDP_KEYS_DIR=str(workdir / "keys"),
             IDP_MAIL_FILE_DIR=str(workdir / "mail"),
             IDP_RATELIMIT_ENABLED="false",
+            IDP_KEYS_ALGORITHM=algorithm,
         )
         self.idp = str(Path(sys.executable).parent / "idp")
 
@@ -309,7 +316,7 @@ class Ours(Provider):
 
 
 class Peer(Provider):
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, algorithm: str = "RS256") -> None:
         super().__init__(
             name="oidc-provider",
             port=free_port(),
@@ -325,6 +332,7 @@ class Peer(Provider):
             session_cookies=("_session", "_session.sig", "_session.legacy", "_session.legacy.sig"),
         )
         self.workdir = workdir
+        self.algorithm = algorithm
         self.admin = ("bench-admin", secrets.token_urlsafe(32))
         self.web = ("bench-shop", secrets.token_urlsafe(32))
 
@@ -339,6 +347,7 @@ class Peer(Provider):
         setup.write_text(
             json.dumps(
                 {
+                    "algorithm": self.algorithm,
                     "admin": {"client_id": self.admin[0], "client_secret": self.admin[1]},
                     "web": {
                         "client_id": self.web[0],

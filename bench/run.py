@@ -12,7 +12,7 @@ floor and a bare Flask view's ceiling on the same core.
 Scenarios:
 
 * ``discovery``, ``jwks``: the documents every relying service fetches;
-* ``client_credentials``: one RS256-signed JWT access token per request;
+* ``client_credentials``: one signed JWT access token per request;
 * ``introspection``: a user's access token, by the client it was issued to;
 * ``userinfo``: the same token as a bearer;
 * ``refresh``: rotating chains, one per connection (we sign an access
@@ -20,11 +20,16 @@ Scenarios:
 * ``sign_in``: authorization request, sign-in page, password (argon2id at
   the cost we ship, on both sides), consent remembered, code exchange.
 
+Both providers sign with RS256, what the project ships; ``--algorithm
+ES256`` makes both sign with ES256 instead, which shows what is left of a
+refresh once its signatures cost little.
+
 No test asserts a time: this shows where the time goes on one machine."""
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -68,10 +73,14 @@ def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def prepare(provider: Provider, chains: int) -> Prepared:
-    """One user access token, and ``chains`` refresh tokens of their own sign-ins."""
+def prepare(provider: Provider, chains: int, algorithm: str) -> Prepared:
+    """One user access token, and ``chains`` refresh tokens of their own
+    sign-ins; BenchError unless their ID tokens are signed with ``algorithm``."""
     log(f"{provider.name}: {chains + 1} sign-ins for tokens")
     tokens = [provider.sign_in(requests.Session()) for _ in range(chains + 1)]
+    header = json.loads(base64.urlsafe_b64decode(tokens[0]["id_token"].split(".")[0] + "=="))
+    if header.get("alg") != algorithm:
+        raise BenchError(f"{provider.name}: ID tokens signed with {header.get('alg')}")
     return Prepared(
         access_token=tokens[0]["access_token"], chains=[t["refresh_token"] for t in tokens[1:]]
     )
@@ -194,7 +203,9 @@ def flame_graph(provider: Provider, path: Path | None, seconds: int) -> Iterator
 
 
 @contextlib.contextmanager
-def ours(database: str, workdir: Path, threads: int | None) -> Iterator[Ours]:
+def ours(
+    database: str, workdir: Path, threads: int | None, algorithm: str = "RS256"
+) -> Iterator[Ours]:
     """This provider on SQLite, or on a throw-away PostgreSQL server (the test
     suite's, with fsync and synchronous commits as in production) pinned to
     the provider's core: the database's work counts as the provider's."""
@@ -207,7 +218,7 @@ def ours(database: str, workdir: Path, threads: int | None) -> Iterator[Ours]:
             cluster = stack.enter_context(PostgresCluster(durable=True, cpu=floors.SERVER_CPU))
             url = cluster.create_database("bench")
             groups.add(cluster.process_group)
-        provider = Ours(workdir, url, threads)
+        provider = Ours(workdir, url, threads, algorithm)
         try:
             provider.start()
             provider.groups |= groups
@@ -249,6 +260,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise BenchError("needs two CPUs: one for the provider, one for the load")
     os.sched_setaffinity(0, {LOAD_CPU})
     report: dict[str, Any] = {
+        "algorithm": args.algorithm,
         "versions": versions(),
         "floors": {},
         "databases": {},
@@ -262,16 +274,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     chains_needed = sum(args.connections) + 16 * len(args.stored)
     workdir = Path(tempfile.mkdtemp(prefix="idp-bench-"))
-    peer = Peer(workdir)
+    peer = Peer(workdir, args.algorithm)
     try:
         peer.start()
         for database in args.databases:
             rows: list[dict[str, Any]] = []
             dbdir = workdir / database
             dbdir.mkdir()
-            with ours(database, dbdir, args.server_threads) as mine:
-                peer_tokens = prepare(peer, chains_needed)
-                my_tokens = prepare(mine, chains_needed)
+            with ours(database, dbdir, args.server_threads, args.algorithm) as mine:
+                peer_tokens = prepare(peer, chains_needed, args.algorithm)
+                my_tokens = prepare(mine, chains_needed, args.algorithm)
                 for scenario in args.scenarios:
                     for connections in args.connections:
                         theirs = measure_warm(peer, scenario, connections, args, peer_tokens)
@@ -364,7 +376,11 @@ def render(report: dict[str, Any]) -> str:
             f"{m['per_second']:,.0f} req/s, p99 {m['p99_ms']:.1f} ms"
         )
     for database, rows in report["databases"].items():
-        lines += ["", f"== this provider on {database} (peer: node-oidc-provider, in memory)"]
+        lines += [
+            "",
+            f"== this provider on {database} (peer: node-oidc-provider, in memory;"
+            f" both signing with {report['algorithm']})",
+        ]
         lines += [HEADER, "-" * len(HEADER)]
         lines += [render_row(row) for row in rows]
         notes = {
@@ -426,6 +442,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--server-threads",
         type=int,
         help="request threads of idp serve (default: its own default)",
+    )
+    parser.add_argument(
+        "--algorithm",
+        choices=("RS256", "ES256"),
+        default="RS256",
+        help="signing algorithm of both providers (default: RS256, what the project ships)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     parser.add_argument(

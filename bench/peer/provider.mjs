@@ -1,5 +1,5 @@
 // node-oidc-provider, configured as the project is, for `make bench` to measure
-// beside it on the same core: RS256, PKCE, JWT access tokens for
+// beside it on the same core: RS256 (or ES256), PKCE, JWT access tokens for
 // client_credentials, rotating refresh tokens, introspection, a password
 // sign-in page whose password is checked with argon2id at the cost the
 // project ships (argon2-cffi's defaults: t=3, m=64 MiB, p=4), consent
@@ -76,8 +76,12 @@ class MapAdapter {
 
 // --- keys, accounts, clients --------------------------------------------------------
 
-const { privateKey } = await generateKeyPair('RS256', { extractable: true, modulusLength: 2048 });
-const jwk = { ...(await exportJWK(privateKey)), kid: 'bench-rs256', alg: 'RS256', use: 'sig' };
+// RS256 unless SETUP_JSON says ES256 (`bench.run --algorithm`), as the project's keys.algorithm.
+const alg = setup.algorithm ?? 'RS256';
+const { privateKey } = await generateKeyPair(alg, {
+  extractable: true, ...(alg === 'RS256' ? { modulusLength: 2048 } : {}),
+});
+const jwk = { ...(await exportJWK(privateKey)), kid: `bench-${alg.toLowerCase()}`, alg, use: 'sig' };
 
 const member = setup.member;
 const passwordHash = await argon2.hash(member.password, {
@@ -98,6 +102,7 @@ const configuration = {
       redirect_uris: [],
       response_types: [],
       scope: 'api',
+      id_token_signed_response_alg: alg, // none issued; the package checks a key exists
     },
     {
       client_id: setup.web.client_id,
@@ -105,6 +110,7 @@ const configuration = {
       grant_types: ['authorization_code', 'refresh_token'],
       redirect_uris: [setup.web.redirect_uri],
       response_types: ['code'],
+      id_token_signed_response_alg: alg,
       scope: 'openid profile email offline_access',
     },
   ],
@@ -141,7 +147,7 @@ const configuration = {
         scope: 'api',
         accessTokenFormat: 'jwt',
         accessTokenTTL: 900,
-        jwt: { sign: { alg: 'RS256' } },
+        jwt: { sign: { alg } },
       }),
     },
   },
