@@ -75,7 +75,8 @@ def log(message: str) -> None:
 
 def prepare(provider: Provider, chains: int, algorithm: str) -> Prepared:
     """One user access token, and ``chains`` refresh tokens of their own
-    sign-ins; BenchError unless their ID tokens are signed with ``algorithm``."""
+    sign-ins; BenchError unless the first sign-in's ID token is signed with
+    ``algorithm`` (a provider left on its default would measure the other)."""
     log(f"{provider.name}: {chains + 1} sign-ins for tokens")
     tokens = [provider.sign_in(requests.Session()) for _ in range(chains + 1)]
     header = json.loads(base64.urlsafe_b64decode(tokens[0]["id_token"].split(".")[0] + "=="))
