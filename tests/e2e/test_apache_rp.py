@@ -27,7 +27,7 @@ from tests.support.harness import (
     callback_params,
     pkce_pair,
 )
-from tests.support.services import free_port
+from tests.support.ports import free_port
 
 PARALLEL_REQUESTS = 8
 ROUNDS = 5

@@ -26,7 +26,7 @@ from playwright.sync_api import Page, expect
 from tests.support.flows import answer_step_up
 from tests.support.harness import Browser, LiveIdp, eventually
 from tests.support.mailbox import mail_to, text_of
-from tests.support.services import free_port
+from tests.support.ports import free_port
 from tests.support.smtp import SmtpServer
 
 pytest_plugins = ("tests.support.browser",)

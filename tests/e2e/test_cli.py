@@ -16,7 +16,7 @@ from idp.db import absolute_url, configure_engine
 from idp.sealing import is_sealed
 from tests.support.flows import sign_in
 from tests.support.harness import IDP, Backend, LiveIdp, make_settings
-from tests.support.services import free_port
+from tests.support.ports import free_port
 from tests.unit.test_migrations import upgrade_to
 
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"

@@ -45,7 +45,7 @@ from typing import IO, Self
 
 import requests
 
-from tests.support.services import free_port
+from tests.support.ports import free_port
 
 __all__ = ["PAGE_TEXT", "ApacheRelyingParty", "redirect_uri_for"]
 

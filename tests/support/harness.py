@@ -37,7 +37,7 @@ import requests
 
 from idp import config
 from idp.config import Settings
-from tests.support.services import free_port
+from tests.support.ports import free_port
 
 T = TypeVar("T")
 

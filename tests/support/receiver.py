@@ -19,7 +19,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from tests.support.harness import eventually
-from tests.support.services import free_port
+from tests.support.ports import free_port
 
 __all__ = ["LogoutReceiver", "PostReceiver", "eventually"]
 

@@ -29,7 +29,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-__all__ = ["PostgresCluster", "RedisServer", "free_port"]
+from tests.support.ports import free_port
+
+__all__ = ["PostgresCluster", "RedisServer"]
 
 _HOST = "127.0.0.1"
 _LOG_TAIL_LINES = 20
@@ -42,14 +44,6 @@ _REDIS_START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 15.0
 _INSTALL_HINT = "run scripts/install-test-deps"
 _DB_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free at the time of the call."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:

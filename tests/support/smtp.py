@@ -22,7 +22,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tests.support.services import free_port
+from tests.support.ports import free_port
 
 __all__ = ["SmtpServer"]
 
