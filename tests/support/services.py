@@ -107,6 +107,24 @@ def _wrap_as_user(user: str | None, argv: Sequence[str]) -> list[str]:
         return [su, "-s", "/bin/sh", user, "-c", shlex.join(argv)]
 
 
+def _remove_in_the_background(directory: Path) -> None:
+    """Remove ``directory`` without waiting for it.
+
+    A test cluster's data directory holds a database for each in-process
+    app of the run (some 200, tens of thousands of files): removing it took
+    11-15 s at the end of every PostgreSQL run, the suite's longer one.
+    Nothing reads it once the server has stopped.  The shell puts ``rm`` in
+    the background and exits at once: no child of ours is left to reap."""
+    subprocess.run(
+        ["sh", "-c", 'rm -rf -- "$0" &', str(directory)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        check=False,
+    )
+
+
 class PostgresCluster:
     """A private PostgreSQL cluster on 127.0.0.1 with database ``idp_test``.
 
@@ -410,7 +428,7 @@ class PostgresCluster:
             self._log.close()
             self._log = None
         if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            _remove_in_the_background(self._tmpdir)
             self._tmpdir = None
         self._port = None
         self._run_as = None
