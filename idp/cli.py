@@ -37,10 +37,7 @@ def _app(settings: Settings) -> Iterator[Any]:
     database without it (or behind it) says to run ``idp init``."""
     from idp import create_app, schema
 
-    schema.check_current(
-        settings.database.url,
-        answer_timeout_seconds=settings.database.answer_timeout_seconds,
-    )
+    schema.check_current(settings.database)
     app = create_app(settings)
     with app.app_context():
         yield app
@@ -73,10 +70,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
             demo = bootstrap.ensure_demo(settings)
         serving.announce(settings, demo)
     else:
-        schema.check_current(
-            settings.database.url,
-            answer_timeout_seconds=settings.database.answer_timeout_seconds,
-        )
+        schema.check_current(settings.database)
     if not args.no_worker:
         serving.start_worker_process(args.config)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -286,10 +280,7 @@ def _wait_for_the_database(settings: Settings, stop: Any) -> None:
     said = False
     while not stop.is_set():
         try:
-            schema.check_current(
-                settings.database.url,
-                answer_timeout_seconds=settings.database.answer_timeout_seconds,
-            )
+            schema.check_current(settings.database)
             return
         except SQLAlchemyError as e:
             if not unavailable(e):

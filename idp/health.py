@@ -53,11 +53,7 @@ class _SchemaWatch:
     def state(self) -> str:
         if not self.seen_current:
             try:
-                database_settings = runtime.current().settings.database
-                schema.check_current(
-                    database_settings.url,
-                    answer_timeout_seconds=database_settings.answer_timeout_seconds,
-                )
+                schema.check_current(runtime.current().settings.database)
             except UsageError:
                 return "behind"
             except Exception as e:

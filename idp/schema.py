@@ -24,6 +24,8 @@ from idp.errors import UsageError
 if TYPE_CHECKING:
     from alembic.config import Config
 
+    from idp.config import DatabaseSettings
+
 __all__ = [
     "alembic_config",
     "check_current",
@@ -104,16 +106,16 @@ def head_revision() -> str:
     return known_revisions()[-1]
 
 
-def check_current(url: str, *, answer_timeout_seconds: int = 0) -> None:
-    """UsageError unless the database holds this version's schema.
+def check_current(database: DatabaseSettings) -> None:
+    """UsageError unless ``database`` holds this version's schema.
 
     A schema that is behind (a new version deployed without ``idp init``)
     is refused, naming both revisions.  A revision this version does not
     know is left alone: a newer version migrated it, and going back a
     version after an additive migration is how a bad deploy is undone.
-    ``answer_timeout_seconds``: as for the application's statements
-    (``idp.db.configure_engine``)."""
-    current = current_revision(url, answer_timeout_seconds=answer_timeout_seconds)
+    Its answer is waited for as long as the application's statements are
+    (``database.answer_timeout_seconds``)."""
+    current = current_revision(database.url, answer_timeout_seconds=database.answer_timeout_seconds)
     if current is None:
         raise UsageError("the database has no schema yet: run 'idp init' first")
     head = head_revision()

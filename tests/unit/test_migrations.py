@@ -10,6 +10,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
 from idp import schema
+from idp.config import DatabaseSettings
 from idp.db import absolute_url, configure_engine
 from idp.errors import UsageError
 from tests.support.harness import Backend
@@ -123,13 +124,13 @@ def test_only_this_versions_schema_is_current(backend: Backend) -> None:
     behind are refused, saying what to run."""
     url = absolute_url(backend.make_url("cur_" + os.urandom(4).hex()))
     with pytest.raises(UsageError) as empty:
-        schema.check_current(url)
+        schema.check_current(DatabaseSettings(url=url))
     upgrade_to(url, "0009")
     with pytest.raises(UsageError) as behind:
-        schema.check_current(url)
+        schema.check_current(DatabaseSettings(url=url))
     schema.upgrade(url)
 
-    schema.check_current(url)
+    schema.check_current(DatabaseSettings(url=url))
 
     assert str(empty.value) == "the database has no schema yet: run 'idp init' first"
     assert str(behind.value) == (
@@ -149,4 +150,4 @@ def test_a_schema_a_newer_version_migrated_is_left_alone(backend: Backend) -> No
     finally:
         engine.dispose()
 
-    schema.check_current(url)
+    schema.check_current(DatabaseSettings(url=url))
