@@ -23,9 +23,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from idp import clock, events, forced_logout, passwords
+from idp import clock, events, forced_logout, passwords, runtime
 from idp import security_events as set_events
 from idp.account_rules import LANGUAGES, check_new, clean_name, validate_email
+from idp.config import PasswordSettings
 from idp.db import db, service
 from idp.errors import (
     AccountDisabledError,
@@ -61,6 +62,10 @@ __all__ = [
 
 def _username_hash(username_key: str) -> bytes:
     return hashlib.sha256(username_key.encode()).digest()
+
+
+def _password_cost() -> PasswordSettings:
+    return runtime.current().settings.passwords
 
 
 def username_taken(username: str) -> bool:
@@ -113,7 +118,7 @@ def create(
         email=email,
         email_key=email.casefold(),
         email_verified=email_verified,
-        password_hash=passwords.hash_password(password),
+        password_hash=passwords.hash_password(password, _password_cost()),
         name=name,
         gender=gender,
         birthdate=birthdate,
@@ -202,20 +207,23 @@ def authenticate(login: str, password: str) -> Member:
     account raises AccountDisabledError.  A hash made with older parameters
     is replaced (joins the caller's transaction)."""
     user = _by_login(login)
-    ok = passwords.verify_password(user.password_hash if user else None, password)
+    cost = _password_cost()
+    ok = passwords.verify_password(user.password_hash if user else None, password, cost)
     if user is None or not ok:
         raise InvalidCredentialsError(detail="unknown user" if user is None else "wrong password")
     if user.disabled_at is not None:
         raise AccountDisabledError(detail="account disabled")
-    if user.password_hash and passwords.needs_rehash(user.password_hash):
-        user.password_hash = passwords.hash_password(password)
+    if user.password_hash and passwords.needs_rehash(user.password_hash, cost):
+        user.password_hash = passwords.hash_password(password, cost)
     return of_row(user)
 
 
 def check_password(user_id: str, password: str) -> bool:
     """Whether ``password`` is this member's (the same argon2 work either way)."""
     user = db.session.get(User, user_id)
-    return passwords.verify_password(user.password_hash if user else None, password)
+    return passwords.verify_password(
+        user.password_hash if user else None, password, _password_cost()
+    )
 
 
 def set_password(user_id: str, password: str) -> Member:
@@ -223,7 +231,7 @@ def set_password(user_id: str, password: str) -> Member:
     transaction; the caller ends sessions and tells the person."""
     user = _user(user_id)
     passwords.check_policy(password, username=user.username, email=user.email)
-    user.password_hash = passwords.hash_password(password)
+    user.password_hash = passwords.hash_password(password, _password_cost())
     user.updated_at = clock.now()
     events.record("account.password_changed", user_id=user_id)
     return of_row(user)

@@ -35,6 +35,7 @@ __all__ = [
     "MailSettings",
     "MetricsSettings",
     "PasskeySettings",
+    "PasswordSettings",
     "QrSettings",
     "RateLimitSettings",
     "RedisSettings",
@@ -83,6 +84,21 @@ class KeySettings:
     key that seals TOTP seeds at rest (``idp.sealing``)."""
     algorithm: str = "RS256"
     """Algorithm of newly created keys: RS256 or ES256."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PasswordSettings:
+    """The argon2id cost of a password hash.  The defaults are RFC 9106's
+    second recommendation (argon2-cffi's own); ``idp.config_rules`` refuses
+    less than OWASP's least.  A hash made at another cost still verifies and
+    is re-made at the next sign-in."""
+
+    hash_memory_kib: int = 65536
+    """Memory of one hash, in KiB."""
+    hash_iterations: int = 3
+    """Passes over that memory."""
+    hash_parallelism: int = 4
+    """Lanes (threads) of one hash."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -222,6 +238,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     keys: KeySettings = field(default_factory=KeySettings)
+    passwords: PasswordSettings = field(default_factory=PasswordSettings)
     tokens: TokenSettings = field(default_factory=TokenSettings)
     session: SessionSettings = field(default_factory=SessionSettings)
     passkeys: PasskeySettings = field(default_factory=PasskeySettings)

@@ -2,7 +2,8 @@
 an absolute URL without a trailing slash (https unless on loopback), counts
 and durations that are positive, a SMTP timeout that ends within the
 worker's lease, names of algorithms, backends, time zones and networks that
-exist, rates that Flask-Limiter can read.  ``idp.config.load`` runs
+exist, rates that Flask-Limiter can read, a password hash no cheaper than
+OWASP's least.  ``idp.config.load`` runs
 :func:`check` on every settings object it makes."""
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ def is_loopback(host: str) -> bool:
 
 
 MAX_SMTP_TIMEOUT_SECONDS = 20
+
+_LEAST_HASH_MEMORY_KIB = {1: 47104, 2: 19456, 3: 12288, 4: 9216, 5: 7168}
+"""OWASP's least argon2id memory for each number of iterations (its Password
+Storage Cheat Sheet: 46 MiB with 1, 19 MiB with 2, 12 MiB with 3, 9 MiB
+with 4, 7 MiB with 5; more iterations need no more than 5's)."""
+_MAX_HASH_PARALLELISM = 64
 
 
 _DATABASES = {"sqlite": "pysqlite", "postgresql": "psycopg"}
@@ -107,8 +114,11 @@ def check(s: Settings) -> None:
         "logout.retry_hours",
         "mail.retry_hours",
         "mail.smtp_timeout_seconds",
+        "passwords.hash_iterations",
+        "passwords.hash_parallelism",
     ):
         _positive(s, key)
+    _check_password_cost(s)
     if s.mail.smtp_timeout_seconds > MAX_SMTP_TIMEOUT_SECONDS:
         raise ConfigError(
             f"mail.smtp_timeout_seconds = {s.mail.smtp_timeout_seconds!r}: expected an integer "
@@ -163,6 +173,23 @@ def check(s: Settings) -> None:
         ("ratelimit.token", s.ratelimit.token),
     ):
         _check_rate(key, limit)
+
+
+def _check_password_cost(s: Settings) -> None:
+    """No less than OWASP's least argon2id cost: the hash is what stands
+    between a stolen database and its passwords."""
+    memory, iterations = s.passwords.hash_memory_kib, s.passwords.hash_iterations
+    least = _LEAST_HASH_MEMORY_KIB[min(iterations, 5)]
+    if memory < least:
+        raise ConfigError(
+            f"passwords.hash_memory_kib = {memory!r}: expected an integer >= {least} with "
+            f"hash_iterations = {iterations} (OWASP's least argon2id cost)"
+        )
+    if s.passwords.hash_parallelism > _MAX_HASH_PARALLELISM:
+        raise ConfigError(
+            f"passwords.hash_parallelism = {s.passwords.hash_parallelism!r}: expected an "
+            f"integer <= {_MAX_HASH_PARALLELISM}"
+        )
 
 
 def _check_rate(key: str, value: str) -> None:

@@ -1,8 +1,8 @@
 """Password hashing with argon2id, and the rules a new password must meet.
 
 Passwords are low-entropy, so they get a deliberately slow, memory-hard hash
-(argon2-cffi's defaults follow RFC 9106's second recommendation), re-made
-at sign-in when the parameters change.  A sign-in for an unknown user ID
+at the cost of ``[passwords]`` (by default RFC 9106's second recommendation),
+re-made at sign-in when the cost changes.  A sign-in for an unknown user ID
 still verifies against a fixed dummy hash, so the answer takes the same
 time whether the account exists or not.
 
@@ -18,6 +18,7 @@ import functools
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from idp.config import PasswordSettings
 from idp.errors import UsageError
 
 __all__ = ["MIN_LENGTH", "check_policy", "hash_password", "needs_rehash", "verify_password"]
@@ -27,16 +28,24 @@ MAX_LENGTH = 1024
 # Their refusals below say these numbers in words a translation can hold.
 """Longer inputs are refused: argon2 cost grows with length (a DoS lever)."""
 
-_hasher = PasswordHasher()
+
+@functools.cache
+def _hasher(cost: PasswordSettings) -> PasswordHasher:
+    return PasswordHasher(
+        time_cost=cost.hash_iterations,
+        memory_cost=cost.hash_memory_kib,
+        parallelism=cost.hash_parallelism,
+    )
 
 
 @functools.cache
-def _dummy_hash() -> str:
+def _dummy_hash(cost: PasswordSettings) -> str:
     """Made at the process's first verification, not at import: a hash
     takes ~0.2 s, which every ``idp`` command paid.  The first
     verification makes it whether the account exists or not, so that it
-    does not tell them apart either."""
-    return _hasher.hash("an unknown user's password never matches this")
+    does not tell them apart either; and at the configured cost, so that
+    an unknown account costs what a known one does."""
+    return _hasher(cost).hash("an unknown user's password never matches this")
 
 
 @functools.cache
@@ -64,20 +73,25 @@ def check_policy(password: str, *, username: str = "", email: str = "") -> None:
             raise UsageError("The password must not contain your user ID or email address.")
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+def hash_password(password: str, cost: PasswordSettings) -> str:
+    return _hasher(cost).hash(password)
 
 
-def verify_password(password_hash: str | None, password: str) -> bool:
-    """Constant-work check: a missing hash costs the same as a wrong password."""
+def verify_password(password_hash: str | None, password: str, cost: PasswordSettings) -> bool:
+    """Constant-work check: a missing hash costs the same as a wrong password.
+    A hash verifies at the cost it was made with, whatever ``cost`` is now."""
     if len(password) > MAX_LENGTH:
         password = password[:MAX_LENGTH]
-    dummy_hash = _dummy_hash()
+    dummy_hash = _dummy_hash(cost)
     try:
-        return _hasher.verify(password_hash or dummy_hash, password) and password_hash is not None
+        return (
+            _hasher(cost).verify(password_hash or dummy_hash, password)
+            and password_hash is not None
+        )
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
 
-def needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)
+def needs_rehash(password_hash: str, cost: PasswordSettings) -> bool:
+    """Whether the hash was made at another cost than ``cost``."""
+    return _hasher(cost).check_needs_rehash(password_hash)

@@ -71,7 +71,8 @@ def register(
         raise ConflictError("That user ID is taken. Choose another.")
     owner = accounts.find_by_email(email)
     if owner is not None:
-        passwords.hash_password(password)  # the same work as a registration
+        # The same work as a registration:
+        passwords.hash_password(password, runtime.current().settings.passwords)
         mail.queue(
             to=owner.email,
             user_id=owner.id,

@@ -120,6 +120,13 @@ def sqlite_files(root: Path) -> tuple[Callable[[str], str], Callable[[str, str],
     return url, copy
 
 
+TEST_PASSWORD_COST = "hash_memory_kib = 7168\nhash_iterations = 5\nhash_parallelism = 1"
+"""OWASP's least argon2id cost, which the settings allow: a hash takes ~26 ms
+of a core here, the shipped cost ~280 ms (its four lanes are threads).  A run
+hashes some 700 passwords per database; at the shipped cost that was a third
+of the suite's CPU time.  The shipped cost is tested in ``test_passwords``."""
+
+
 def make_settings(
     root: Path,
     *,
@@ -130,10 +137,12 @@ def make_settings(
     database_options: str = "",
     smtp_port: int | None = None,
     trusted_proxies: int = 0,
+    password_cost: str = TEST_PASSWORD_COST,
 ) -> Settings:
     """Write ``root/idp.toml`` and load it as the provider would.  Mail goes
     to files under ``root/mail``, or to an SMTP server on ``smtp_port``;
-    ``database_options`` are more lines of ``[database]``."""
+    ``database_options`` are more lines of ``[database]``, ``password_cost``
+    the lines of ``[passwords]``."""
     root.mkdir(parents=True, exist_ok=True)
     mail = (
         f'backend = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp_port}'
@@ -154,6 +163,9 @@ url = "{redis_url}"
 
 [keys]
 dir = "{root / "keys"}"
+
+[passwords]
+{password_cost}
 
 [mail]
 {mail}

@@ -328,6 +328,58 @@ def test_key_algorithm_other_than_rs256_or_es256_fails(algorithm: str) -> None:
     assert message == f"keys.algorithm = {algorithm!r}: expected RS256 or ES256"
 
 
+@pytest.mark.parametrize(
+    ("memory_kib", "iterations"),
+    [(47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5), (7168, 12), (65536, 3)],
+)
+def test_a_password_hash_at_owasps_least_cost_or_more_is_accepted(
+    memory_kib: int, iterations: int
+) -> None:
+    settings = config.load(
+        None,
+        {
+            "IDP_PASSWORDS_HASH_MEMORY_KIB": str(memory_kib),
+            "IDP_PASSWORDS_HASH_ITERATIONS": str(iterations),
+        },
+    )
+
+    assert (settings.passwords.hash_memory_kib, settings.passwords.hash_iterations) == (
+        memory_kib,
+        iterations,
+    )
+
+
+@pytest.mark.parametrize(
+    ("memory_kib", "iterations", "least"),
+    [(47103, 1, 47104), (19455, 2, 19456), (65536, 0, None), (7167, 9, 7168), (-1, 3, 12288)],
+)
+def test_a_password_hash_cheaper_than_owasps_least_fails_naming_the_least(
+    memory_kib: int, iterations: int, least: int | None
+) -> None:
+    message = config_error(
+        None,
+        {
+            "IDP_PASSWORDS_HASH_MEMORY_KIB": str(memory_kib),
+            "IDP_PASSWORDS_HASH_ITERATIONS": str(iterations),
+        },
+    )
+
+    if least is None:
+        assert message == "passwords.hash_iterations = 0: expected an integer >= 1"
+    else:
+        assert message == (
+            f"passwords.hash_memory_kib = {memory_kib}: expected an integer >= {least} with "
+            f"hash_iterations = {iterations} (OWASP's least argon2id cost)"
+        )
+
+
+@pytest.mark.parametrize(("parallelism", "bound"), [("0", ">= 1"), ("65", "<= 64")])
+def test_password_hash_lanes_out_of_range_fail(parallelism: str, bound: str) -> None:
+    message = config_error(None, {"IDP_PASSWORDS_HASH_PARALLELISM": parallelism})
+
+    assert message == f"passwords.hash_parallelism = {parallelism}: expected an integer {bound}"
+
+
 DATABASE_EXPECTED = "expected sqlite:///PATH or postgresql+psycopg://USER@HOST/NAME"
 
 
