@@ -35,6 +35,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import requests
 
 from bench.load import SERVER_CPU
+from idp.config import PasswordSettings
 
 __all__ = ["BenchError", "Ours", "Peer", "Provider", "free_port"]
 
@@ -315,6 +316,17 @@ class Ours(Provider):
         return self._follow(http, reply, "POST /login")
 
 
+def _shipped_password_cost() -> dict[str, int]:
+    """The argon2id cost this project ships, for the peer's password check:
+    the sign-in's hash counts on both sides, at the same cost."""
+    shipped = PasswordSettings()
+    return {
+        "timeCost": shipped.hash_iterations,
+        "memoryCost": shipped.hash_memory_kib,
+        "parallelism": shipped.hash_parallelism,
+    }
+
+
 class Peer(Provider):
     def __init__(self, workdir: Path, algorithm: str = "RS256") -> None:
         super().__init__(
@@ -348,6 +360,7 @@ class Peer(Provider):
             json.dumps(
                 {
                     "algorithm": self.algorithm,
+                    "password_cost": _shipped_password_cost(),
                     "admin": {"client_id": self.admin[0], "client_secret": self.admin[1]},
                     "web": {
                         "client_id": self.web[0],

@@ -2,7 +2,7 @@
 // beside it on the same core: RS256 (or ES256), PKCE, JWT access tokens for
 // client_credentials, rotating refresh tokens, introspection, a password
 // sign-in page whose password is checked with argon2id at the cost the
-// project ships (argon2-cffi's defaults: t=3, m=64 MiB, p=4), consent
+// project ships (its [passwords] defaults, sent in SETUP_JSON), consent
 // remembered, and an unbounded in-memory store (a Map: nothing is evicted).
 //
 //   node provider.mjs PORT ISSUER SETUP_JSON
@@ -85,7 +85,7 @@ const jwk = { ...(await exportJWK(privateKey)), kid: `bench-${alg.toLowerCase()}
 
 const member = setup.member;
 const passwordHash = await argon2.hash(member.password, {
-  type: argon2.argon2id, timeCost: 3, memoryCost: 65536, parallelism: 4,
+  type: argon2.argon2id, ...setup.password_cost,
 });
 const accounts = new Map([[member.username, { id: member.sub, ...member }]]);
 
