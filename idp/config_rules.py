@@ -40,6 +40,9 @@ _LEAST_HASH_MEMORY_KIB = {1: 47104, 2: 19456, 3: 12288, 4: 9216, 5: 7168}
 """OWASP's least argon2id memory for each number of iterations (its Password
 Storage Cheat Sheet: 46 MiB with 1, 19 MiB with 2, 12 MiB with 3, 9 MiB
 with 4, 7 MiB with 5; more iterations need no more than 5's)."""
+_MAX_HASH_MEMORY_KIB = 4 * 1024 * 1024
+"""4 GiB: twice RFC 9106's first recommendation.  More is a typo (a hash
+that size, times the sign-ins at once, would take the node down)."""
 _MAX_HASH_PARALLELISM = 64
 
 
@@ -184,6 +187,11 @@ def _check_password_cost(s: Settings) -> None:
         raise ConfigError(
             f"passwords.hash_memory_kib = {memory!r}: expected an integer >= {least} with "
             f"hash_iterations = {iterations} (OWASP's least argon2id cost)"
+        )
+    if memory > _MAX_HASH_MEMORY_KIB:
+        raise ConfigError(
+            f"passwords.hash_memory_kib = {memory!r}: expected an integer <= "
+            f"{_MAX_HASH_MEMORY_KIB} (4 GiB)"
         )
     if s.passwords.hash_parallelism > _MAX_HASH_PARALLELISM:
         raise ConfigError(

@@ -330,7 +330,7 @@ def test_key_algorithm_other_than_rs256_or_es256_fails(algorithm: str) -> None:
 
 @pytest.mark.parametrize(
     ("memory_kib", "iterations"),
-    [(47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5), (7168, 12), (65536, 3)],
+    [(47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5), (7168, 12), (4194304, 1)],
 )
 def test_a_password_hash_at_owasps_least_cost_or_more_is_accepted(
     memory_kib: int, iterations: int
@@ -371,6 +371,12 @@ def test_a_password_hash_cheaper_than_owasps_least_fails_naming_the_least(
             f"passwords.hash_memory_kib = {memory_kib}: expected an integer >= {least} with "
             f"hash_iterations = {iterations} (OWASP's least argon2id cost)"
         )
+
+
+def test_a_password_hash_of_more_than_4_gib_fails() -> None:
+    message = config_error(None, {"IDP_PASSWORDS_HASH_MEMORY_KIB": "4194305"})
+
+    assert message == "passwords.hash_memory_kib = 4194305: expected an integer <= 4194304 (4 GiB)"
 
 
 @pytest.mark.parametrize(("parallelism", "bound"), [("0", ">= 1"), ("65", "<= 64")])
