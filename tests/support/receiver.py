@@ -68,7 +68,12 @@ class PostReceiver:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A short poll: shutdown() waits up to one interval (0.5 s by default),
+        # which every test with a receiver paid at its teardown.
+        server = self._server
+        threading.Thread(
+            target=lambda: server.serve_forever(poll_interval=0.05), daemon=True
+        ).start()
         return self
 
     def down(self) -> None:
