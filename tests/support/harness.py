@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import requests
 
 from idp import config
-from idp.config import Settings
+from idp.config import PasswordSettings, Settings
 from tests.support.ports import free_port
 
 T = TypeVar("T")
@@ -120,7 +120,7 @@ def sqlite_files(root: Path) -> tuple[Callable[[str], str], Callable[[str, str],
     return url, copy
 
 
-TEST_PASSWORD_COST = "hash_memory_kib = 7168\nhash_iterations = 5\nhash_parallelism = 1"
+TEST_PASSWORD_COST = PasswordSettings(hash_memory_kib=7168, hash_iterations=5, hash_parallelism=1)
 """OWASP's least argon2id cost, which the settings allow: a hash takes ~26 ms
 of a core here, the shipped cost ~280 ms (its four lanes are threads).  A run
 hashes some 700 passwords per database; at the shipped cost that was a third
@@ -137,12 +137,12 @@ def make_settings(
     database_options: str = "",
     smtp_port: int | None = None,
     trusted_proxies: int = 0,
-    password_cost: str = TEST_PASSWORD_COST,
+    password_cost: PasswordSettings = TEST_PASSWORD_COST,
 ) -> Settings:
     """Write ``root/idp.toml`` and load it as the provider would.  Mail goes
     to files under ``root/mail``, or to an SMTP server on ``smtp_port``;
-    ``database_options`` are more lines of ``[database]``, ``password_cost``
-    the lines of ``[passwords]``."""
+    ``database_options`` are more lines of ``[database]``; ``password_cost``
+    is written as ``[passwords]``."""
     root.mkdir(parents=True, exist_ok=True)
     mail = (
         f'backend = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp_port}'
@@ -165,7 +165,9 @@ url = "{redis_url}"
 dir = "{root / "keys"}"
 
 [passwords]
-{password_cost}
+hash_memory_kib = {password_cost.hash_memory_kib}
+hash_iterations = {password_cost.hash_iterations}
+hash_parallelism = {password_cost.hash_parallelism}
 
 [mail]
 {mail}

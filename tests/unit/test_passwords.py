@@ -17,9 +17,9 @@ from idp.config import PasswordSettings, Settings
 from idp.db import db
 from idp.errors import InvalidCredentialsError
 from idp.models import User
-from tests.support.harness import app_for, make_settings
+from tests.support.harness import TEST_PASSWORD_COST, app_for, make_settings
 
-LEAST = PasswordSettings(hash_memory_kib=7168, hash_iterations=5, hash_parallelism=1)
+LEAST = TEST_PASSWORD_COST
 OTHER = PasswordSettings(hash_memory_kib=9216, hash_iterations=4, hash_parallelism=2)
 
 
@@ -68,18 +68,11 @@ def test_a_sign_in_remakes_a_hash_made_at_another_cost(
 ) -> None:
     accounts.create(username="hanako", email="hanako@example.com", password="a long passphrase")
     assert _cost_of(_stored_hash("hanako")) == LEAST
-    other_cost = "\n".join(
-        [
-            f"hash_memory_kib = {OTHER.hash_memory_kib}",
-            f"hash_iterations = {OTHER.hash_iterations}",
-            f"hash_parallelism = {OTHER.hash_parallelism}",
-        ]
-    )
     raised = make_settings(
         tmp_path / "raised",
         database_url=app_settings.database.url,
         issuer=app_settings.server.issuer,
-        password_cost=other_cost,
+        password_cost=OTHER,
     )
 
     with app_for(raised):
