@@ -35,9 +35,19 @@ def _print(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
 def _app(settings: Settings) -> Iterator[Any]:
     """The application, on this version's schema only: a command on a
     database without it (or behind it) says to run ``idp init``."""
-    from idp import create_app, schema
+    from idp import schema
 
     schema.check_current(settings.database)
+    with _app_on_a_checked_schema(settings) as app:
+        yield app
+
+
+@contextmanager
+def _app_on_a_checked_schema(settings: Settings) -> Iterator[Any]:
+    """The application, its schema checked by the caller.  Making it asks
+    nothing of the database."""
+    from idp import create_app
+
     app = create_app(settings)
     with app.app_context():
         yield app
@@ -258,7 +268,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     _wait_for_the_database(settings, stop)
     if stop.is_set():  # stopped while it waited
         return
-    with _app(settings):
+    # Not _app(): a second schema check, with the database gone since the
+    # first, would end the worker; from here on an outage is waited out.
+    with _app_on_a_checked_schema(settings):
         if not args.quiet:
             sys.stderr.write("idp: worker delivering the outbox (Ctrl-C stops)\n")
         worker.run_forever(stop)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from idp import config, schema
 from idp.db import absolute_url, configure_engine
@@ -391,6 +395,65 @@ def test_a_worker_started_while_the_database_is_down_waits_for_it(
             line = worker.stderr.readline()
 
             assert line.startswith("idp: worker waiting for the database: "), line
+            assert worker.poll() is None
+        finally:
+            worker.terminate()
+        assert worker.wait(timeout=30) == 0
+
+
+def _one_connection_to(port: int) -> int:
+    """A loopback port that forwards its first connection to ``port`` and
+    then refuses every other: a database gone right after one answer."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def forward_once() -> None:
+        with listener:
+            client, _ = listener.accept()
+        with client, socket.create_connection(("127.0.0.1", port)) as upstream:
+            back = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
+            back.start()
+            pipe(client, upstream)
+            back.join()
+
+    threading.Thread(target=forward_once, daemon=True).start()
+    forwarding_port: int = listener.getsockname()[1]
+    return forwarding_port
+
+
+def test_a_worker_whose_database_goes_away_as_it_starts_waits_it_out(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """Its schema check answered, then the database went away: the worker
+    reports the outage and keeps running (it exited on a second check)."""
+    if backend.kind != "postgresql":
+        pytest.skip("a database server that goes away; checked on the PostgreSQL run")
+    url = make_url(backend.migrated_url("gone_" + os.urandom(4).hex()))
+    assert url.port is not None
+    forwarded = url.set(port=_one_connection_to(url.port))
+    make_settings(
+        tmp_path,
+        database_url=forwarded.render_as_string(hide_password=False),
+        issuer="http://localhost:5995",
+    )
+    with subprocess.Popen(
+        [IDP, "--config", str(tmp_path / "idp.toml"), "worker"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    ) as worker:
+        try:
+            assert worker.stderr is not None
+            lines = [worker.stderr.readline(), worker.stderr.readline()]
+
+            assert lines[0] == "idp: worker delivering the outbox (Ctrl-C stops)\n", lines
+            assert lines[1].startswith("database unavailable: "), lines
             assert worker.poll() is None
         finally:
             worker.terminate()
