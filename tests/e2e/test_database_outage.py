@@ -97,6 +97,7 @@ def test_a_database_that_is_gone_is_a_503_with_retry_after(
                     or "idp: worker waiting for the database: " in idp.log()
                 ),
                 timeout=15,
+                detail=idp.log,
             )
             assert "idp: error" not in idp.log()  # the worker did not exit
             assert "Traceback" not in idp.log(), idp.log()
@@ -154,6 +155,7 @@ def test_a_database_that_does_not_answer_is_a_503_once_the_answer_timeout_passes
                         or "idp: worker waiting for the database: " in idp.log()
                     ),
                     timeout=30,
+                    detail=idp.log,
                 )
             finally:
                 pg.resume()

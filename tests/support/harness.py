@@ -527,16 +527,24 @@ def callback_params(response: requests.Response) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
-def eventually(fn: Callable[[], T], timeout: float = 10, interval: float = 0.05) -> T:
+def eventually(
+    fn: Callable[[], T],
+    timeout: float = 10,
+    interval: float = 0.05,
+    *,
+    detail: Callable[[], str] | None = None,
+) -> T:
     """``fn()``'s first truthy value, polled until ``timeout`` seconds pass.
 
     For what happens on its own time (a delivery, another process): a test
-    waits for the outcome, never for a guessed duration."""
+    waits for the outcome, never for a guessed duration.  ``detail``: what
+    the failure shows besides (a server's log), read when it fails."""
     deadline = time.monotonic() + timeout
     while True:
         value = fn()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"still {value!r} after {timeout} s")
+            message = f"still {value!r} after {timeout} s"
+            raise AssertionError(f"{message}; {detail()}" if detail else message)
         time.sleep(interval)
