@@ -51,13 +51,22 @@ def set_signed_in(response: Response, completed: signin.Completed) -> None:
     )
 
 
-def _login_page(status: int = 200, *, error: str | None = None, username: str = "") -> Response:
+def _login_page(
+    status: int = 200,
+    *,
+    error: str | None = None,
+    username: str = "",
+    pending: interactions.Pending | None = None,
+) -> Response:
+    """The sign-in page; ``pending`` is the interaction's step when the
+    caller has just read it (one read of the interaction, not two)."""
     uid = request.values.get("interaction", "")
     client_name = None
     notices: list[str] = []
     if uid:
-        me = signed_in()
-        pending = interactions.next_step(uid, session=me.session if me else None)
+        if pending is None:
+            me = signed_in()
+            pending = interactions.next_step(uid, session=me.session if me else None)
         client_name = pending.client_name
         username = username or pending.login_hint
         notices = [REASON_TEXT[r] for r in pending.reasons if r in REASON_TEXT]
@@ -87,6 +96,7 @@ def login_form() -> Response:
         if pending.step is not Step.LOGIN:
             # Signed in already (another tab, the back button): on to what is due.
             return redirect(pending.url, 303)
+        return _login_page(pending=pending)
     return _login_page()
 
 
