@@ -114,12 +114,16 @@ def test_max_age_zero_forces_a_fresh_sign_in(live_idp: LiveIdp) -> None:
     assert 'id="login-form"' in page.text
 
 
-def test_login_hint_prefills_the_user_id(live_idp: LiveIdp) -> None:
-    client = live_idp.create_client()
+def test_the_sign_in_page_names_the_service_and_prefills_the_login_hint(
+    live_idp: LiveIdp,
+) -> None:
+    client = live_idp.create_client(name="Kumo Travel")
     url = authorization_url(live_idp, client, login_hint="hanako", **_pkce())
     browser = Browser(live_idp.url)
     page = browser.follow(browser.get(url))
+    assert 'id="login-form"' in page.text
     assert 'value="hanako"' in page.text
+    assert "to continue to Kumo Travel" in page.text
 
 
 def test_denying_consent_returns_access_denied(live_idp: LiveIdp) -> None:
